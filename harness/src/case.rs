@@ -1,0 +1,268 @@
+//! The case model: what a case declares (id, requirements, tags, needs, timeout) and what it
+//! can conclude. Tags and needs are closed enums, so a typo is a compile error, not a string
+//! that silently matches nothing.
+
+use std::fmt;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+
+use crate::cx::Cx;
+
+/// Which suite a case belongs to (`--suite`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Suite {
+    Conformance,
+    Property,
+    Fuzz,
+    Bench,
+}
+
+impl Suite {
+    pub const ALL: [Suite; 4] = [
+        Suite::Conformance,
+        Suite::Property,
+        Suite::Fuzz,
+        Suite::Bench,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Suite::Conformance => "conformance",
+            Suite::Property => "property",
+            Suite::Fuzz => "fuzz",
+            Suite::Bench => "bench",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Suite> {
+        Suite::ALL.into_iter().find(|k| k.name() == s)
+    }
+}
+
+impl fmt::Display for Suite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+macro_rules! closed_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn name(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(s: &str) -> Option<$name> {
+                Self::ALL.iter().copied().find(|v| v.name() == s)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
+}
+
+closed_enum! {
+    /// What kind of behaviour a case checks (`--tags`).
+    Tag {
+        Conformance = "conformance",
+        Lifecycle = "lifecycle",
+        Negative = "negative",
+        Idempotence = "idempotence",
+        Concurrency = "concurrency",
+        Streaming = "streaming",
+        Security = "security",
+        Network = "network",
+        Image = "image",
+        Stats = "stats",
+        Logs = "logs",
+        Events = "events",
+    }
+}
+
+closed_enum! {
+    /// A capability of the host or target a case cannot run without. An unmet need turns the
+    /// case into a skip that names the need.
+    Need {
+        Root = "root",
+        Cgroups = "cgroups",
+        HostNetwork = "host-network",
+        Seccomp = "seccomp",
+        Apparmor = "apparmor",
+        Selinux = "selinux",
+        Userns = "userns",
+    }
+}
+
+/// One rule from `api.proto` a case enforces: the RPC and the sentence, quoted.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Req {
+    pub rpc: &'static str,
+    pub rule: &'static str,
+}
+
+/// The body of a case. It borrows its context for the duration of the run; the runner keeps
+/// what is needed for cleanup outside of it, so a timed-out case is dropped and still cleaned.
+pub type CaseFn = for<'a> fn(&'a Cx) -> BoxFuture<'a, Result<(), CaseError>>;
+
+/// A registered case.
+#[derive(Clone, Copy)]
+pub struct CaseDef {
+    /// Stable dotted id `<area>.<object>.<behavior>`; never reused for another meaning.
+    pub id: &'static str,
+    pub suite: Suite,
+    /// One line for `cricket list` and reports.
+    pub summary: &'static str,
+    pub reqs: &'static [Req],
+    pub tags: &'static [Tag],
+    pub needs: &'static [Need],
+    pub timeout: Duration,
+    pub run: CaseFn,
+}
+
+impl CaseDef {
+    /// The first component of the id: JUnit classnames and report grouping use it.
+    pub fn area(&self) -> &'static str {
+        self.id.split('.').next().unwrap_or(self.id)
+    }
+}
+
+impl fmt::Debug for CaseDef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaseDef")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Wraps an `async fn(&Cx) -> Result<(), CaseError>` into a [`CaseFn`].
+#[macro_export]
+macro_rules! case_fn {
+    ($f:path) => {{
+        fn __cricket_case(cx: &$crate::Cx) -> $crate::BoxFuture<'_, Result<(), $crate::CaseError>> {
+            Box::pin($f(cx))
+        }
+        __cricket_case as $crate::CaseFn
+    }};
+}
+
+/// Why a case did not pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CaseError {
+    Fail(Failure),
+    /// The case cannot run here; the reason is mandatory and shown in every report.
+    Skip {
+        reason: String,
+    },
+}
+
+/// What went wrong, with enough to act on it: where, what was sent, what was expected.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actual: Option<String>,
+    /// The last request the case sent before failing (method and message).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+}
+
+impl CaseError {
+    pub fn fail(message: impl Into<String>) -> Self {
+        CaseError::Fail(Failure {
+            message: message.into(),
+            ..Failure::default()
+        })
+    }
+
+    pub fn mismatch(
+        message: impl Into<String>,
+        expected: impl Into<String>,
+        actual: impl Into<String>,
+    ) -> Self {
+        CaseError::Fail(Failure {
+            message: message.into(),
+            expected: Some(expected.into()),
+            actual: Some(actual.into()),
+            ..Failure::default()
+        })
+    }
+
+    pub fn skip(reason: impl Into<String>) -> Self {
+        CaseError::Skip {
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for CaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CaseError::Skip { reason } => write!(f, "skipped: {reason}"),
+            CaseError::Fail(fl) => {
+                if let Some(step) = &fl.step {
+                    write!(f, "[{step}] ")?;
+                }
+                f.write_str(&fl.message)?;
+                if let Some(e) = &fl.expected {
+                    write!(f, "\n  expected: {e}")?;
+                }
+                if let Some(a) = &fl.actual {
+                    write!(f, "\n  actual:   {a}")?;
+                }
+                if let Some(r) = &fl.request {
+                    write!(f, "\n  request:  {r}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl From<tonic::Status> for CaseError {
+    fn from(s: tonic::Status) -> Self {
+        CaseError::fail(format!(
+            "unexpected gRPC status {:?}: {}",
+            s.code(),
+            s.message()
+        ))
+    }
+}
+
+/// Fails the case unless `expected == actual`, showing both.
+#[macro_export]
+macro_rules! ensure_eq {
+    ($expected:expr, $actual:expr, $($what:tt)+) => {{
+        let (e, a) = (&$expected, &$actual);
+        if e != a {
+            return Err($crate::CaseError::mismatch(format!($($what)+), format!("{e:?}"), format!("{a:?}")));
+        }
+    }};
+}
+
+/// Fails the case with a message unless the condition holds.
+#[macro_export]
+macro_rules! ensure {
+    ($cond:expr, $($what:tt)+) => {{
+        if !$cond {
+            return Err($crate::CaseError::fail(format!($($what)+)));
+        }
+    }};
+}

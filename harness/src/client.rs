@@ -1,0 +1,303 @@
+//! The timed CRI client every suite talks through. Each call carries a deadline (sent to the
+//! server as `grpc-timeout` and enforced here too, so a runtime that never answers cannot hang
+//! a run), and reports method, duration and gRPC code to a [`Recorder`].
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cricket_proto::v1 as cri;
+use cricket_proto::{ImageServiceClient, MAX_MESSAGE_SIZE, RuntimeServiceClient};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use crate::record::Recorder;
+
+/// Connects to a CRI endpoint URI (`unix:///path`, or `http://host:port`). The connection is
+/// made lazily per call after a first successful connect, so a restarted runtime is picked up.
+pub async fn connect(uri: &str, timeout: Duration) -> Result<Channel, String> {
+    let uri = normalize_endpoint(uri)?;
+    if let Some(path) = uri.strip_prefix("unix://") {
+        if !std::path::Path::new(path).exists() {
+            return Err(format!("socket {path} does not exist"));
+        }
+    }
+    let ep = Endpoint::from_shared(uri.clone())
+        .map_err(|e| format!("bad endpoint {uri}: {e}"))?
+        .connect_timeout(timeout)
+        .timeout(Duration::from_secs(600));
+    ep.connect().await.map_err(|e| {
+        let mut msg = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            msg.push_str(": ");
+            msg.push_str(&s.to_string());
+            src = s.source();
+        }
+        msg
+    })
+}
+
+/// Accepts `unix:///path`, a bare absolute socket path, or `http(s)://`; rejects the rest with a
+/// message naming the value.
+pub fn normalize_endpoint(uri: &str) -> Result<String, String> {
+    if uri.starts_with("unix:///") || uri.starts_with("http://") || uri.starts_with("https://") {
+        Ok(uri.to_string())
+    } else if uri.starts_with('/') {
+        Ok(format!("unix://{uri}"))
+    } else {
+        Err(format!(
+            "endpoint {uri:?} is not a unix:///absolute/path, an absolute socket path, or http(s)://host:port"
+        ))
+    }
+}
+
+/// One recorded RPC.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RpcRecord {
+    pub method: &'static str,
+    /// Offset from the start of the case, in microseconds.
+    pub at_us: u64,
+    pub duration_us: u64,
+    /// gRPC code name (`Ok`, `NotFound`, …).
+    pub code: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+}
+
+/// Both CRI services, timed. Cheap to clone.
+#[derive(Clone)]
+pub struct CriClient {
+    runtime: RuntimeServiceClient<Channel>,
+    image: ImageServiceClient<Channel>,
+    /// The runtime connection itself, for calls outside the generated API.
+    runtime_channel: Channel,
+    deadline: Duration,
+    recorder: Arc<Recorder>,
+}
+
+impl CriClient {
+    pub fn new(
+        runtime: Channel,
+        image: Channel,
+        deadline: Duration,
+        recorder: Arc<Recorder>,
+    ) -> Self {
+        Self {
+            runtime_channel: runtime.clone(),
+            runtime: RuntimeServiceClient::new(runtime)
+                .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                .max_encoding_message_size(MAX_MESSAGE_SIZE),
+            image: ImageServiceClient::new(image)
+                .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                .max_encoding_message_size(MAX_MESSAGE_SIZE),
+            deadline,
+            recorder,
+        }
+    }
+
+    /// The same connection with another per-call deadline.
+    pub fn with_deadline(&self, deadline: Duration) -> Self {
+        Self {
+            deadline,
+            ..self.clone()
+        }
+    }
+
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    pub fn recorder(&self) -> &Arc<Recorder> {
+        &self.recorder
+    }
+
+    async fn timed<Q, R, F, Fut>(&self, method: &'static str, req: Q, call: F) -> Result<R, Status>
+    where
+        Q: Debug,
+        F: FnOnce(tonic::Request<Q>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<R>, Status>>,
+    {
+        self.recorder.request(method, &req);
+        let mut request = tonic::Request::new(req);
+        request.set_timeout(self.deadline);
+        let start = Instant::now();
+        // The server should honour grpc-timeout; this bound holds even when it does not.
+        let answer =
+            tokio::time::timeout(self.deadline + Duration::from_millis(250), call(request)).await;
+        let elapsed = start.elapsed();
+        let result = match answer {
+            Ok(r) => r.map(tonic::Response::into_inner),
+            Err(_) => Err(Status::deadline_exceeded(format!(
+                "{method}: no answer within the {:?} deadline",
+                self.deadline
+            ))),
+        };
+        let code = match &result {
+            Ok(_) => Code::Ok,
+            Err(s) => s.code(),
+        };
+        self.recorder.rpc(method, start, elapsed, code);
+        result
+    }
+}
+
+macro_rules! runtime_rpcs {
+    ($($fn:ident : $name:literal ($req:ident) -> $resp:ty;)+) => {
+        impl CriClient {
+            $(
+                #[doc = concat!("`RuntimeService/", $name, "`, timed.")]
+                pub async fn $fn(&self, req: cri::$req) -> Result<$resp, Status> {
+                    let mut c = self.runtime.clone();
+                    self.timed($name, req, |r| async move { c.$fn(r).await }).await
+                }
+            )+
+        }
+    };
+}
+
+macro_rules! image_rpcs {
+    ($($fn:ident : $name:literal ($req:ident) -> $resp:ty;)+) => {
+        impl CriClient {
+            $(
+                #[doc = concat!("`ImageService/", $name, "`, timed.")]
+                pub async fn $fn(&self, req: cri::$req) -> Result<$resp, Status> {
+                    let mut c = self.image.clone();
+                    self.timed($name, req, |r| async move { c.$fn(r).await }).await
+                }
+            )+
+        }
+    };
+}
+
+runtime_rpcs! {
+    version: "Version"(VersionRequest) -> cri::VersionResponse;
+    stop_pod_sandbox: "StopPodSandbox"(StopPodSandboxRequest) -> cri::StopPodSandboxResponse;
+    pod_sandbox_status: "PodSandboxStatus"(PodSandboxStatusRequest) -> cri::PodSandboxStatusResponse;
+    list_pod_sandbox: "ListPodSandbox"(ListPodSandboxRequest) -> cri::ListPodSandboxResponse;
+    stream_pod_sandboxes: "StreamPodSandboxes"(StreamPodSandboxesRequest) -> tonic::Streaming<cri::StreamPodSandboxesResponse>;
+    start_container: "StartContainer"(StartContainerRequest) -> cri::StartContainerResponse;
+    stop_container: "StopContainer"(StopContainerRequest) -> cri::StopContainerResponse;
+    list_containers: "ListContainers"(ListContainersRequest) -> cri::ListContainersResponse;
+    stream_containers: "StreamContainers"(StreamContainersRequest) -> tonic::Streaming<cri::StreamContainersResponse>;
+    container_status: "ContainerStatus"(ContainerStatusRequest) -> cri::ContainerStatusResponse;
+    update_container_resources: "UpdateContainerResources"(UpdateContainerResourcesRequest) -> cri::UpdateContainerResourcesResponse;
+    reopen_container_log: "ReopenContainerLog"(ReopenContainerLogRequest) -> cri::ReopenContainerLogResponse;
+    exec_sync: "ExecSync"(ExecSyncRequest) -> cri::ExecSyncResponse;
+    exec: "Exec"(ExecRequest) -> cri::ExecResponse;
+    attach: "Attach"(AttachRequest) -> cri::AttachResponse;
+    port_forward: "PortForward"(PortForwardRequest) -> cri::PortForwardResponse;
+    container_stats: "ContainerStats"(ContainerStatsRequest) -> cri::ContainerStatsResponse;
+    list_container_stats: "ListContainerStats"(ListContainerStatsRequest) -> cri::ListContainerStatsResponse;
+    stream_container_stats: "StreamContainerStats"(StreamContainerStatsRequest) -> tonic::Streaming<cri::StreamContainerStatsResponse>;
+    pod_sandbox_stats: "PodSandboxStats"(PodSandboxStatsRequest) -> cri::PodSandboxStatsResponse;
+    list_pod_sandbox_stats: "ListPodSandboxStats"(ListPodSandboxStatsRequest) -> cri::ListPodSandboxStatsResponse;
+    stream_pod_sandbox_stats: "StreamPodSandboxStats"(StreamPodSandboxStatsRequest) -> tonic::Streaming<cri::StreamPodSandboxStatsResponse>;
+    update_runtime_config: "UpdateRuntimeConfig"(UpdateRuntimeConfigRequest) -> cri::UpdateRuntimeConfigResponse;
+    status: "Status"(StatusRequest) -> cri::StatusResponse;
+    checkpoint_container: "CheckpointContainer"(CheckpointContainerRequest) -> cri::CheckpointContainerResponse;
+    get_container_events: "GetContainerEvents"(GetEventsRequest) -> tonic::Streaming<cri::ContainerEventResponse>;
+    list_metric_descriptors: "ListMetricDescriptors"(ListMetricDescriptorsRequest) -> cri::ListMetricDescriptorsResponse;
+    list_pod_sandbox_metrics: "ListPodSandboxMetrics"(ListPodSandboxMetricsRequest) -> cri::ListPodSandboxMetricsResponse;
+    stream_pod_sandbox_metrics: "StreamPodSandboxMetrics"(StreamPodSandboxMetricsRequest) -> tonic::Streaming<cri::StreamPodSandboxMetricsResponse>;
+    runtime_config: "RuntimeConfig"(RuntimeConfigRequest) -> cri::RuntimeConfigResponse;
+    update_pod_sandbox_resources: "UpdatePodSandboxResources"(UpdatePodSandboxResourcesRequest) -> cri::UpdatePodSandboxResourcesResponse;
+}
+
+image_rpcs! {
+    list_images: "ListImages"(ListImagesRequest) -> cri::ListImagesResponse;
+    stream_images: "StreamImages"(StreamImagesRequest) -> tonic::Streaming<cri::StreamImagesResponse>;
+    image_status: "ImageStatus"(ImageStatusRequest) -> cri::ImageStatusResponse;
+    pull_image: "PullImage"(PullImageRequest) -> cri::PullImageResponse;
+    remove_image: "RemoveImage"(RemoveImageRequest) -> cri::RemoveImageResponse;
+    image_fs_info: "ImageFsInfo"(ImageFsInfoRequest) -> cri::ImageFsInfoResponse;
+}
+
+/// The four calls that create or remove objects also keep the recorder's object list, so the
+/// runner can remove whatever a case left behind without the case having to register it.
+impl CriClient {
+    /// `RuntimeService/RunPodSandbox`, timed; the new sandbox is tracked for cleanup.
+    pub async fn run_pod_sandbox(
+        &self,
+        req: cri::RunPodSandboxRequest,
+    ) -> Result<cri::RunPodSandboxResponse, Status> {
+        let mut c = self.runtime.clone();
+        let resp = self
+            .timed("RunPodSandbox", req, |r| async move {
+                c.run_pod_sandbox(r).await
+            })
+            .await?;
+        self.recorder.created_sandbox(&resp.pod_sandbox_id);
+        Ok(resp)
+    }
+
+    /// `RuntimeService/RemovePodSandbox`, timed; a removed sandbox is no longer tracked.
+    pub async fn remove_pod_sandbox(
+        &self,
+        req: cri::RemovePodSandboxRequest,
+    ) -> Result<cri::RemovePodSandboxResponse, Status> {
+        let mut c = self.runtime.clone();
+        let id = req.pod_sandbox_id.clone();
+        let resp = self
+            .timed("RemovePodSandbox", req, |r| async move {
+                c.remove_pod_sandbox(r).await
+            })
+            .await?;
+        self.recorder.removed_sandbox(&id);
+        Ok(resp)
+    }
+
+    /// `RuntimeService/CreateContainer`, timed; the new container is tracked for cleanup.
+    pub async fn create_container(
+        &self,
+        req: cri::CreateContainerRequest,
+    ) -> Result<cri::CreateContainerResponse, Status> {
+        let mut c = self.runtime.clone();
+        let resp = self
+            .timed("CreateContainer", req, |r| async move {
+                c.create_container(r).await
+            })
+            .await?;
+        self.recorder.created_container(&resp.container_id);
+        Ok(resp)
+    }
+
+    /// `RuntimeService/RemoveContainer`, timed; a removed container is no longer tracked.
+    pub async fn remove_container(
+        &self,
+        req: cri::RemoveContainerRequest,
+    ) -> Result<cri::RemoveContainerResponse, Status> {
+        let mut c = self.runtime.clone();
+        let id = req.container_id.clone();
+        let resp = self
+            .timed("RemoveContainer", req, |r| async move {
+                c.remove_container(r).await
+            })
+            .await?;
+        self.recorder.removed_container(&id);
+        Ok(resp)
+    }
+
+    /// Calls a method by full gRPC path with an empty request body, for checking how a target
+    /// answers methods it does not know. Returns the status (`Ok` when the call succeeded).
+    pub async fn call_raw_unary(&self, path: &'static str) -> Status {
+        let channel = self.runtime_channel.clone();
+        let outcome = self
+            .timed(path, cri::VersionRequest::default(), |req| async move {
+                let mut grpc = tonic::client::Grpc::new(channel);
+                grpc.ready()
+                    .await
+                    .map_err(|e| Status::unavailable(e.to_string()))?;
+                let codec =
+                    tonic_prost::ProstCodec::<cri::VersionRequest, cri::VersionResponse>::default();
+                let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);
+                grpc.unary(req, path, codec).await
+            })
+            .await;
+        match outcome {
+            Ok(_) => Status::ok(""),
+            Err(s) => s,
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The context a case runs with: a timed client bound to this case's recorder, the run id and
+//! label every object must carry, unique names, and named steps.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::case::CaseError;
+use crate::client::CriClient;
+use crate::record::Recorder;
+use crate::target::TargetInfo;
+
+/// Label every object created by a run carries; its value is the run id.
+pub const RUN_LABEL: &str = "cricket.run";
+/// Label naming the case that created an object, for reading leak reports.
+pub const CASE_LABEL: &str = "cricket.case";
+
+pub struct Cx {
+    client: CriClient,
+    run_id: Arc<str>,
+    case_id: &'static str,
+    target: Arc<TargetInfo>,
+    names: AtomicU32,
+}
+
+impl Cx {
+    pub fn new(
+        client: CriClient,
+        run_id: Arc<str>,
+        case_id: &'static str,
+        target: Arc<TargetInfo>,
+    ) -> Self {
+        Self {
+            client,
+            run_id,
+            case_id,
+            target,
+            names: AtomicU32::new(0),
+        }
+    }
+
+    /// The timed CRI client; every call lands in this case's record.
+    pub fn cri(&self) -> &CriClient {
+        &self.client
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    pub fn case_id(&self) -> &'static str {
+        self.case_id
+    }
+
+    pub fn target(&self) -> &TargetInfo {
+        &self.target
+    }
+
+    fn recorder(&self) -> &Recorder {
+        self.client.recorder()
+    }
+
+    /// A name no other object of this run uses: `<base>-<n>-<run id>`, within the 63-character
+    /// limit Kubernetes puts on names.
+    pub fn unique_name(&self, base: &str) -> String {
+        let n = self.names.fetch_add(1, Ordering::Relaxed);
+        let mut name = format!("{base}-{n}-{}", self.run_id);
+        name.truncate(63);
+        name
+    }
+
+    /// The labels that tie an object to this run and case; cases add their own on top.
+    pub fn labels(&self) -> HashMap<String, String> {
+        HashMap::from([
+            (RUN_LABEL.to_string(), self.run_id.to_string()),
+            (CASE_LABEL.to_string(), self.case_id.replace('.', "_")),
+        ])
+    }
+
+    /// Runs one named step of an ordered scenario: its duration is recorded, and a failure
+    /// inside it names the step.
+    pub async fn step<T>(
+        &self,
+        name: &str,
+        body: impl Future<Output = Result<T, CaseError>>,
+    ) -> Result<T, CaseError> {
+        let started = self.recorder().begin_step(name);
+        let result = body.await;
+        self.recorder().end_step(name, started, result.is_ok());
+        result.map_err(|e| match e {
+            CaseError::Fail(mut f) => {
+                f.step.get_or_insert_with(|| name.to_string());
+                CaseError::Fail(f)
+            }
+            skip => skip,
+        })
+    }
+}

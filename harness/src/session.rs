@@ -1,0 +1,187 @@
+//! One `cricket run`, wired end to end: report directory, target start, expectations, runner,
+//! reporters, Ctrl-C, target stop. The CLI parses arguments into a [`RunRequest`] and maps the
+//! result to an exit status; tests call the same function.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::case::CaseDef;
+use crate::event::{Reporter, RunMeta, RunSummary, SelectionMeta};
+use crate::expectations::Expectations;
+use crate::host::HostInfo;
+use crate::report::{JsonReporter, JunitReporter, TerminalReporter};
+use crate::runner::{self, Cancel, RunConfig};
+use crate::select::Selection;
+use crate::target::{self, StartOptions, TargetSpec};
+
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub target: TargetSpec,
+    pub selection: Selection,
+    pub jobs: usize,
+    pub case_timeout: Option<Duration>,
+    pub rpc_deadline: Duration,
+    pub expectations: Option<PathBuf>,
+    pub report_dir: Option<PathBuf>,
+    pub junit: Option<PathBuf>,
+    pub json: Option<PathBuf>,
+}
+
+/// Where a finished run put its reports.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    pub summary: RunSummary,
+    pub report_dir: PathBuf,
+    pub junit: PathBuf,
+    pub json: PathBuf,
+    /// Problems that did not change case outcomes but must not pass silently (a report that
+    /// could not be written, a target that did not stop cleanly).
+    pub problems: Vec<String>,
+}
+
+/// Bad usage or an unusable target: the CLI exits 2 with this message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(pub String);
+
+/// A run id: sortable by time, unique per process, and a valid Kubernetes label value.
+pub fn new_run_id() -> String {
+    let now = chrono::Utc::now();
+    let salt = (std::process::id() ^ now.timestamp_subsec_nanos()) & 0xffff;
+    format!("{}-{salt:04x}", now.format("%Y%m%d-%H%M%S"))
+}
+
+pub async fn run(req: RunRequest, registry: &[&'static CaseDef]) -> Result<RunResult, SetupError> {
+    let cases = req.selection.apply(registry);
+    if cases.is_empty() {
+        return Err(SetupError(format!(
+            "no case matches the selection (suites {:?}, focus {:?}, skip {:?}, tags {:?}); `cricket list` shows the cases",
+            req.selection
+                .suites
+                .iter()
+                .map(|s| s.name())
+                .collect::<Vec<_>>(),
+            req.selection.focus,
+            req.selection.skip,
+            req.selection
+                .tags
+                .iter()
+                .map(|t| t.name())
+                .collect::<Vec<_>>(),
+        )));
+    }
+    let expectations = match &req.expectations {
+        Some(path) => Expectations::load(path),
+        None => Expectations::builtin(req.target.kind()),
+    }
+    .map_err(SetupError)?;
+    expectations.check_known(registry).map_err(SetupError)?;
+
+    let run_id = new_run_id();
+    let report_dir = req
+        .report_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("reports").join(&run_id));
+    std::fs::create_dir_all(&report_dir).map_err(|e| {
+        SetupError(format!(
+            "cannot create report directory {}: {e}",
+            report_dir.display()
+        ))
+    })?;
+    let junit = req
+        .junit
+        .clone()
+        .unwrap_or_else(|| report_dir.join("junit.xml"));
+    let json = req
+        .json
+        .clone()
+        .unwrap_or_else(|| report_dir.join("results.json"));
+
+    let opts = StartOptions {
+        log_dir: report_dir.clone(),
+        ready_timeout: Duration::from_secs(60),
+    };
+    let mut target = target::start(&req.target, &opts)
+        .await
+        .map_err(|e| SetupError(e.0))?;
+
+    let host = HostInfo::probe();
+    let cfg = RunConfig {
+        run_id: Arc::from(run_id.as_str()),
+        jobs: req.jobs,
+        rpc_deadline: req.rpc_deadline,
+        case_timeout: req.case_timeout,
+        expectations,
+        host: host.clone(),
+    };
+    let meta = RunMeta {
+        run_id: run_id.clone(),
+        started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        cricket_version: env!("CARGO_PKG_VERSION").to_string(),
+        cri_api: cricket_proto::CRI_API_TAG.to_string(),
+        target: target.info().clone(),
+        host,
+        jobs: req.jobs,
+        selection: SelectionMeta {
+            suites: req
+                .selection
+                .suites
+                .iter()
+                .map(|s| s.name().to_string())
+                .collect(),
+            focus: req.selection.focus.clone(),
+            skip: req.selection.skip.clone(),
+            tags: req
+                .selection
+                .tags
+                .iter()
+                .map(|t| t.name().to_string())
+                .collect(),
+        },
+    };
+    let mut reporters: Vec<Box<dyn Reporter>> = vec![
+        Box::new(TerminalReporter::new(cases.len())),
+        Box::new(JunitReporter::new(junit.clone())),
+        Box::new(JsonReporter::new(json.clone())),
+    ];
+
+    let cancel = Cancel::default();
+    let watcher = tokio::spawn(watch_signals(cancel.clone()));
+    let (summary, mut problems) =
+        runner::run(&cases, target.as_ref(), &cfg, meta, &mut reporters, &cancel).await;
+    watcher.abort();
+    if let Err(e) = target.stop().await {
+        problems.push(format!("stopping the {} target: {e:#}", req.target.kind()));
+    }
+    Ok(RunResult {
+        summary,
+        report_dir,
+        junit,
+        json,
+        problems,
+    })
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM stop the run gracefully: running cases are cut short and
+/// cleaned up, reports are written, the target is stopped.
+async fn watch_signals(cancel: Cancel) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    let which = tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    };
+    eprintln!("cricket: {which} received: stopping after cleanup (send again to force)");
+    cancel.cancel(format!("{which} received"));
+    tokio::select! {
+        _ = int.recv() => {},
+        _ = term.recv() => {},
+    }
+    std::process::exit(130);
+}

@@ -1,0 +1,111 @@
+//! The bundled runtime as a child process: `cricket runtime --socket <tmp> --root <tmp>`.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use tonic::transport::Channel;
+
+use super::process::{Supervised, remove_state_dir};
+use super::{StartError, StartOptions, Target, TargetInfo, describe, wait_ready};
+
+#[derive(Debug, Clone)]
+pub struct BundledOptions {
+    /// The `cricket` binary that has the `runtime` subcommand.
+    pub binary: PathBuf,
+    /// Extra arguments for `cricket runtime`.
+    pub args: Vec<String>,
+}
+
+pub struct Bundled {
+    info: TargetInfo,
+    channel: Channel,
+    process: Supervised,
+    dir: PathBuf,
+    stopped: bool,
+}
+
+impl Bundled {
+    pub async fn start(o: &BundledOptions, opts: &StartOptions) -> Result<Self, StartError> {
+        let dir = tempfile::Builder::new()
+            .prefix("cricket-bundled-")
+            .tempdir()
+            .map_err(|e| StartError(format!("cannot create a temporary directory: {e}")))?
+            .keep();
+        let socket = dir.join("cricket.sock");
+        let mut cmd = Command::new(&o.binary);
+        cmd.arg("runtime")
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--root")
+            .arg(dir.join("root"));
+        cmd.args(&o.args);
+        let log = opts.log_dir.join("bundled-runtime.log");
+        let process = match Supervised::spawn("cricket runtime", cmd, &log) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = remove_state_dir(&dir);
+                return Err(StartError(e));
+            }
+        };
+        let uri = format!("unix://{}", socket.display());
+        let ready = wait_ready(&uri, opts.ready_timeout, || process.check_alive()).await;
+        let channel = match ready {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = process.stop(Duration::from_secs(2));
+                let _ = remove_state_dir(&dir);
+                return Err(StartError(format!("bundled runtime did not start: {e}")));
+            }
+        };
+        let info = describe("bundled", &uri, &uri, channel.clone(), channel.clone())
+            .await
+            .map_err(StartError)?;
+        Ok(Self {
+            info,
+            channel,
+            process,
+            dir,
+            stopped: false,
+        })
+    }
+}
+
+impl Target for Bundled {
+    fn info(&self) -> &TargetInfo {
+        &self.info
+    }
+
+    fn channels(&self) -> (Channel, Channel) {
+        (self.channel.clone(), self.channel.clone())
+    }
+
+    fn check_alive(&self) -> Result<(), String> {
+        self.process.check_alive()
+    }
+
+    fn stop(&mut self) -> BoxFuture<'_, anyhow::Result<()>> {
+        async move {
+            if self.stopped {
+                return Ok(());
+            }
+            self.stopped = true;
+            let stopped = self.process.stop(Duration::from_secs(10));
+            let removed = remove_state_dir(&self.dir);
+            stopped.map_err(anyhow::Error::msg)?;
+            removed.map_err(anyhow::Error::msg)
+        }
+        .boxed()
+    }
+}
+
+impl Drop for Bundled {
+    fn drop(&mut self) {
+        if !self.stopped {
+            let _ = self.process.stop(Duration::from_secs(5));
+            let _ = remove_state_dir(&self.dir);
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! `cricket run`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use cricket_harness::select::Selection;
+use cricket_harness::session::{self, RunRequest};
+use cricket_harness::target::{BundledOptions, ContainerdOptions, TargetSpec};
+use cricket_harness::{Suite, Tag};
+
+use super::{fail_usage, parse_duration};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetKind {
+    /// cricket's own runtime, started as a child process
+    Bundled,
+    /// Debian's containerd, started with a private config in a temporary directory
+    Containerd,
+    /// an already-running runtime at --endpoint
+    Endpoint,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Runtime to test [default: bundled, or endpoint when --endpoint is given]
+    #[arg(long, value_enum)]
+    target: Option<TargetKind>,
+    /// CRI endpoint of a running runtime (unix:///path/to.sock)
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Image service endpoint when it differs from --endpoint
+    #[arg(long)]
+    image_endpoint: Option<String>,
+    /// Suites to run, comma-separated: conformance, property, fuzz, bench [default: all but bench]
+    #[arg(long, value_delimiter = ',')]
+    suite: Vec<String>,
+    /// Only cases whose id matches (glob, or an id prefix such as `runtime`); repeatable
+    #[arg(long)]
+    focus: Vec<String>,
+    /// Leave out cases whose id matches; repeatable
+    #[arg(long)]
+    skip: Vec<String>,
+    /// Only cases with any of these tags, comma-separated
+    #[arg(long, value_delimiter = ',')]
+    tags: Vec<String>,
+    /// Cases run in parallel [default: number of cores]
+    #[arg(short = 'j', long = "jobs", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    jobs: Option<u16>,
+    /// Timeout for every case, replacing each case's own (e.g. 30s, 2m)
+    #[arg(long, value_parser = parse_duration)]
+    case_timeout: Option<Duration>,
+    /// Deadline of each single RPC
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    rpc_timeout: Duration,
+    /// Expected outcomes file [default: the built-in fixtures/expectations/<target>.toml]
+    #[arg(long)]
+    expectations: Option<PathBuf>,
+    /// Report directory [default: reports/<run-id>]
+    #[arg(long)]
+    report_dir: Option<PathBuf>,
+    /// JUnit XML path [default: <report-dir>/junit.xml]
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// results.json path [default: <report-dir>/results.json]
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// containerd binary for --target containerd [default: from PATH]
+    #[arg(long)]
+    containerd_bin: Option<PathBuf>,
+}
+
+fn target_spec(a: &Args) -> Result<TargetSpec, String> {
+    let kind = match (a.target, &a.endpoint) {
+        (None, Some(_)) => TargetKind::Endpoint,
+        (None, None) => TargetKind::Bundled,
+        (Some(TargetKind::Endpoint), None) => {
+            return Err("--target endpoint needs --endpoint unix:///path".into());
+        }
+        (Some(k), Some(_)) if k != TargetKind::Endpoint => {
+            return Err(
+                format!("--endpoint only goes with --target endpoint, not {k:?}").to_lowercase(),
+            );
+        }
+        (Some(k), _) => k,
+    };
+    if a.image_endpoint.is_some() && kind != TargetKind::Endpoint {
+        return Err("--image-endpoint only goes with --endpoint".into());
+    }
+    Ok(match kind {
+        TargetKind::Bundled => TargetSpec::Bundled(BundledOptions {
+            binary: std::env::current_exe()
+                .map_err(|e| format!("cannot locate the cricket binary: {e}"))?,
+            args: Vec::new(),
+        }),
+        TargetKind::Containerd => TargetSpec::Containerd(ContainerdOptions {
+            binary: a.containerd_bin.clone(),
+            ..ContainerdOptions::default()
+        }),
+        TargetKind::Endpoint => TargetSpec::Endpoint {
+            endpoint: a.endpoint.clone().unwrap_or_default(),
+            image_endpoint: a.image_endpoint.clone(),
+        },
+    })
+}
+
+fn selection(a: &Args) -> Result<Selection, String> {
+    let suites = a
+        .suite
+        .iter()
+        .map(|s| {
+            Suite::parse(s).ok_or_else(|| {
+                format!("unknown suite {s:?} (known: conformance, property, fuzz, bench)")
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let tags = a
+        .tags
+        .iter()
+        .map(|t| {
+            Tag::parse(t).ok_or_else(|| {
+                let known: Vec<&str> = Tag::ALL.iter().map(|t| t.name()).collect();
+                format!("unknown tag {t:?} (known: {})", known.join(", "))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Selection {
+        suites,
+        focus: a.focus.clone(),
+        skip: a.skip.clone(),
+        tags,
+    })
+}
+
+pub fn main(a: Args) -> ExitCode {
+    let (target, selection) = match (target_spec(&a), selection(&a)) {
+        (Ok(t), Ok(s)) => (t, s),
+        (Err(e), _) | (_, Err(e)) => return fail_usage(e),
+    };
+    let jobs = a.jobs.map(usize::from).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let req = RunRequest {
+        target,
+        selection,
+        jobs,
+        case_timeout: a.case_timeout,
+        rpc_deadline: a.rpc_timeout,
+        expectations: a.expectations,
+        report_dir: a.report_dir,
+        junit: a.junit,
+        json: a.json,
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail_usage(format!("cannot start the async runtime: {e}")),
+    };
+    let registry = cricket_suites::registry();
+    match rt.block_on(session::run(req, &registry)) {
+        Err(e) => fail_usage(e),
+        Ok(result) => {
+            println!(
+                "reports: {} {}",
+                result.junit.display(),
+                result.json.display()
+            );
+            for p in &result.problems {
+                eprintln!("cricket: {p}");
+            }
+            if result.summary.ok() && result.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}

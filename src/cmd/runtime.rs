@@ -1,0 +1,65 @@
+//! `cricket runtime`: the bundled CRI runtime, standalone.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::fail_usage;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Unix socket to serve CRI on (created 0600)
+    #[arg(long, default_value = "/run/cricket/cricket.sock")]
+    socket: PathBuf,
+    /// State directory
+    #[arg(long, default_value = "/var/lib/cricket")]
+    root: PathBuf,
+}
+
+pub fn main(a: Args) -> ExitCode {
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    if uid != 0 {
+        return fail_usage(format!(
+            "the bundled runtime needs root (namespaces, cgroups, mounts); running as uid {uid}"
+        ));
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CRICKET_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail_usage(format!("cannot start the async runtime: {e}")),
+    };
+    let config = cricket_runtime::Config {
+        socket: a.socket,
+        root: a.root,
+    };
+    let result = rt.block_on(cricket_runtime::serve(config, shutdown_signal()));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cricket runtime: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        // Without signal handlers the only stop is SIGKILL; serve anyway.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {},
+        _ = term.recv() => {},
+    }
+}

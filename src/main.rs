@@ -1,0 +1,42 @@
+//! `cricket`: the command line. Parses arguments, wires libraries, maps results to exit
+//! status (0 all as expected, 1 a case failed, 2 bad usage or a target that could not start).
+//! Everything else lives in the harness, suites and runtime crates.
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cricket",
+    version,
+    about = "CRI conformance, property, fuzz and benchmark suite"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run cases against a target runtime and write JUnit + JSON reports.
+    Run(cmd::run::Args),
+    /// List the registered cases.
+    List(cmd::list::Args),
+    /// Serve the bundled CRI runtime on a unix socket.
+    Runtime(cmd::runtime::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return cmd::usage_error(e),
+    };
+    match cli.command {
+        Command::Run(a) => cmd::run::main(a),
+        Command::List(a) => cmd::list::main(a),
+        Command::Runtime(a) => cmd::runtime::main(a),
+    }
+}
