@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run cases against a target runtime and write JUnit + JSON reports.
-    Run(cmd::run::Args),
+    Run(Box<cmd::run::Args>),
     /// List the registered cases.
     List(cmd::list::Args),
     /// Serve the bundled CRI runtime on a unix socket.
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
         Err(e) => return cmd::usage_error(e),
     };
     match cli.command {
-        Command::Run(a) => cmd::run::main(a),
+        Command::Run(a) => cmd::run::main(*a),
         Command::List(a) => cmd::list::main(a),
         Command::Runtime(a) => cmd::runtime::main(a),
     }

@@ -18,10 +18,10 @@ use crate::record::Recorder;
 /// made lazily per call after a first successful connect, so a restarted runtime is picked up.
 pub async fn connect(uri: &str, timeout: Duration) -> Result<Channel, String> {
     let uri = normalize_endpoint(uri)?;
-    if let Some(path) = uri.strip_prefix("unix://") {
-        if !std::path::Path::new(path).exists() {
-            return Err(format!("socket {path} does not exist"));
-        }
+    if let Some(path) = uri.strip_prefix("unix://")
+        && !std::path::Path::new(path).exists()
+    {
+        return Err(format!("socket {path} does not exist"));
     }
     let ep = Endpoint::from_shared(uri.clone())
         .map_err(|e| format!("bad endpoint {uri}: {e}"))?

@@ -83,7 +83,7 @@ impl Recorder {
                 cut -= 1;
             }
             text.truncate(cut);
-            text.push_str("…");
+            text.push('…');
         }
         self.with(|l| l.last_request = Some(text));
     }

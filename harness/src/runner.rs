@@ -277,10 +277,11 @@ async fn cleanup(client: &CriClient, recorder: &Recorder) -> Option<String> {
     let work = async {
         let mut first_err = None;
         let mut note = |what: &str, r: Result<(), tonic::Status>| {
-            if let Err(s) = r {
-                if s.code() != Code::NotFound && first_err.is_none() {
-                    first_err = Some(format!("{what}: {:?}: {}", s.code(), s.message()));
-                }
+            if let Err(s) = r
+                && s.code() != Code::NotFound
+                && first_err.is_none()
+            {
+                first_err = Some(format!("{what}: {:?}: {}", s.code(), s.message()));
             }
         };
         for id in created.containers.iter().rev() {

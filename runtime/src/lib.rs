@@ -5,6 +5,7 @@
 //! answers `Unimplemented` (the generated default stubs) until the runtime grows pods,
 //! containers and images.
 
+pub mod fault;
 mod server;
 
 pub use server::{Config, Runtime, serve};

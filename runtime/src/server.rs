@@ -11,6 +11,7 @@ use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::{Request, Response, Status};
 
+use crate::fault::{Fault, Faults, HangUnknown};
 use crate::{RUNTIME_NAME, RUNTIME_VERSION};
 
 /// Where the runtime listens and keeps its state.
@@ -20,6 +21,8 @@ pub struct Config {
     pub socket: PathBuf,
     /// State directory (created if missing).
     pub root: PathBuf,
+    /// Deliberate misbehaviours for proving cases can fail; empty in normal use.
+    pub faults: Faults,
 }
 
 /// The CRI service implementation. Cheap to clone: every handler shares one state.
@@ -33,7 +36,24 @@ impl Runtime {
         Self { config }
     }
 
+    fn fault(&self, f: Fault) -> bool {
+        self.config.faults.has(f)
+    }
+
     fn conditions(&self) -> Vec<RuntimeCondition> {
+        let mut conditions = self.true_conditions();
+        if self.fault(Fault::StatusNoNetworkReady) {
+            conditions.retain(|c| c.r#type != "NetworkReady");
+        }
+        if self.fault(Fault::StatusLowercaseReason) {
+            for c in conditions.iter_mut().filter(|c| !c.status) {
+                c.reason = "not ready yet".into();
+            }
+        }
+        conditions
+    }
+
+    fn true_conditions(&self) -> Vec<RuntimeCondition> {
         // Truthful conditions for this slice: the server is up, but it cannot run pods or
         // containers yet, so neither required condition is met. api.proto asks for a CamelCase
         // reason on every condition transition, which kubelet shows as the node's reason.
@@ -66,8 +86,16 @@ impl RuntimeService for Runtime {
             // The kubelet runtime API version this server speaks (the value kubelet sends).
             version: "0.1.0".into(),
             runtime_name: RUNTIME_NAME.into(),
-            runtime_version: RUNTIME_VERSION.into(),
-            runtime_api_version: cricket_proto::CRI_API_VERSION.into(),
+            runtime_version: if self.fault(Fault::VersionBadSemver) {
+                format!("{RUNTIME_VERSION}~broken")
+            } else {
+                RUNTIME_VERSION.into()
+            },
+            runtime_api_version: if self.fault(Fault::VersionWrongApi) {
+                "v2".into()
+            } else {
+                cricket_proto::CRI_API_VERSION.into()
+            },
         }))
     }
 
@@ -75,7 +103,7 @@ impl RuntimeService for Runtime {
         &self,
         request: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
-        let verbose = request.get_ref().verbose;
+        let verbose = request.get_ref().verbose || self.fault(Fault::StatusInfoAlways);
         let mut info = HashMap::new();
         if verbose {
             // api.proto: info "should only be returned non-empty when Verbose is true", values
@@ -86,6 +114,9 @@ impl RuntimeService for Runtime {
                 "criApi": cricket_proto::CRI_API_TAG,
             });
             info.insert("config".to_string(), config.to_string());
+            if self.fault(Fault::StatusInfoNotJson) {
+                info.insert("plain".to_string(), "OK".to_string());
+            }
         }
         Ok(Response::new(StatusResponse {
             status: Some(RuntimeStatus {
@@ -132,8 +163,13 @@ pub async fn serve(
     std::fs::set_permissions(&config.socket, std::fs::Permissions::from_mode(0o600))?;
     tracing::info!(socket = %config.socket.display(), "cricket runtime serving CRI v1");
 
+    if !config.faults.is_empty() {
+        tracing::warn!(faults = ?config.faults, "fault injection is on: this runtime misbehaves on purpose");
+    }
+    let hang_unknown = config.faults.has(Fault::UnknownMethodHangs);
     let runtime = Runtime::new(config.clone());
     let result = tonic::transport::Server::builder()
+        .layer(HangUnknown::layer(hang_unknown))
         .add_service(
             RuntimeServiceServer::new(runtime.clone())
                 .max_decoding_message_size(cricket_proto::MAX_MESSAGE_SIZE)

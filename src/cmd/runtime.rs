@@ -23,6 +23,10 @@ pub fn main(a: Args) -> ExitCode {
             "the bundled runtime needs root (namespaces, cgroups, mounts); running as uid {uid}"
         ));
     }
+    let faults = match cricket_runtime::fault::Faults::from_env() {
+        Ok(f) => f,
+        Err(e) => return fail_usage(e),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CRICKET_LOG")
@@ -38,6 +42,7 @@ pub fn main(a: Args) -> ExitCode {
     let config = cricket_runtime::Config {
         socket: a.socket,
         root: a.root,
+        faults,
     };
     let result = rt.block_on(cricket_runtime::serve(config, shutdown_signal()));
     match result {

@@ -136,10 +136,10 @@ impl Reporter for TerminalReporter {
                         humanize(Duration::from_micros(r.duration_us)),
                         r.id
                     );
-                    if matches!(r.outcome, Outcome::Skip | Outcome::Xfail) {
-                        if let Some(reason) = &r.reason {
-                            text.push_str(&format!("  ({reason})"));
-                        }
+                    if matches!(r.outcome, Outcome::Skip | Outcome::Xfail)
+                        && let Some(reason) = &r.reason
+                    {
+                        text.push_str(&format!("  ({reason})"));
                     }
                     if r.outcome.is_failure() {
                         text.push('\n');

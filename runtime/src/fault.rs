@@ -1,0 +1,151 @@
+//! Test-only fault switches: deliberate, named misbehaviours of the bundled runtime that prove
+//! each conformance case can fail. Enabled only through `CRICKET_RUNTIME_FAULTS` (a comma list);
+//! with the variable unset the runtime behaves correctly. Unknown names are refused at start-up.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tonic::codegen::http;
+
+/// Environment variable listing the faults to inject.
+pub const FAULTS_ENV: &str = "CRICKET_RUNTIME_FAULTS";
+
+macro_rules! faults {
+    ($($variant:ident = $name:literal: $what:literal,)+) => {
+        /// One deliberate misbehaviour.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Fault { $(#[doc = $what] $variant),+ }
+
+        impl Fault {
+            pub const ALL: &'static [(Fault, &'static str, &'static str)] = &[$((Fault::$variant, $name, $what)),+];
+        }
+    };
+}
+
+faults! {
+    VersionBadSemver = "version-bad-semver": "Version reports a runtime_version that is not semver",
+    VersionWrongApi = "version-wrong-api": "Version reports runtime_api_version v2 on the v1 service",
+    StatusNoNetworkReady = "status-no-network-ready": "Status omits the required NetworkReady condition",
+    StatusLowercaseReason = "status-lowercase-reason": "Status gives a false condition a reason that is not CamelCase",
+    StatusInfoNotJson = "status-info-not-json": "Status(verbose) puts a non-JSON value in info",
+    StatusInfoAlways = "status-info-always": "Status returns info also when verbose is false",
+    UnknownMethodHangs = "unknown-method-hangs": "a call to an unknown method never answers",
+}
+
+/// The set of enabled faults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Faults(Vec<Fault>);
+
+impl Faults {
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut v = Vec::new();
+        for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match Fault::ALL.iter().find(|(_, n, _)| *n == name) {
+                Some((f, _, _)) => v.push(*f),
+                None => {
+                    let known: Vec<&str> = Fault::ALL.iter().map(|(_, n, _)| *n).collect();
+                    return Err(format!(
+                        "unknown fault {name:?} in {FAULTS_ENV} (known: {})",
+                        known.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(Self(v))
+    }
+
+    /// Reads `CRICKET_RUNTIME_FAULTS`; unset means no faults.
+    pub fn from_env() -> Result<Self, String> {
+        match std::env::var(FAULTS_ENV) {
+            Ok(v) => Self::parse(&v),
+            Err(std::env::VarError::NotPresent) => Ok(Self::default()),
+            Err(e) => Err(format!("{FAULTS_ENV}: {e}")),
+        }
+    }
+
+    pub fn has(&self, f: Fault) -> bool {
+        self.0.contains(&f)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Wraps the gRPC router so a request for a method outside the CRI API never gets an answer
+/// (fault `unknown-method-hangs`). Without the fault it is a pass-through.
+#[derive(Clone)]
+pub struct HangUnknown<S> {
+    inner: S,
+    on: bool,
+}
+
+impl<S> HangUnknown<S> {
+    pub fn layer(on: bool) -> impl tower::Layer<S, Service = HangUnknown<S>> + Clone {
+        tower::layer::layer_fn(move |inner| HangUnknown { inner, on })
+    }
+}
+
+fn known_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("/runtime.v1.") else {
+        return false;
+    };
+    let Some((service, method)) = rest.split_once('/') else {
+        return false;
+    };
+    cricket_proto::RPCS
+        .iter()
+        .any(|(s, m)| *s == service && *m == method)
+}
+
+impl<S, B> tower::Service<http::Request<B>> for HangUnknown<S>
+where
+    S: tower::Service<http::Request<B>>,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if self.on && !known_path(req.uri().path()) {
+            return Box::pin(std::future::pending());
+        }
+        Box::pin(self.inner.call(req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_known_and_refuses_unknown_names() {
+        let f = Faults::parse("version-bad-semver, status-info-not-json").expect("known");
+        assert!(f.has(Fault::VersionBadSemver) && f.has(Fault::StatusInfoNotJson));
+        assert!(!f.has(Fault::StatusInfoAlways));
+        assert!(Faults::parse("").expect("empty").is_empty());
+        let err = Faults::parse("no-such-fault").expect_err("unknown");
+        assert!(
+            err.contains("no-such-fault") && err.contains("version-bad-semver"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn known_paths_are_the_cri_methods() {
+        assert!(known_path("/runtime.v1.RuntimeService/Version"));
+        assert!(known_path("/runtime.v1.ImageService/PullImage"));
+        assert!(!known_path(
+            "/runtime.v1.RuntimeService/CricketNoSuchMethod"
+        ));
+        assert!(!known_path("/runtime.v1alpha2.RuntimeService/Version"));
+    }
+}

@@ -1,0 +1,82 @@
+//! Every registered case as a `cargo test` trial (libtest-mimic), run against one bundled
+//! runtime started for the whole test binary. `cargo test --test cases -- runtime.version`
+//! filters like any test; expected failures from the bundled expectations file apply.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cricket_harness::event::Outcome;
+use cricket_harness::expectations::Expectations;
+use cricket_harness::host::HostInfo;
+use cricket_harness::runner::{Cancel, RunConfig, run_case};
+use cricket_harness::target::{self, BundledOptions, StartOptions, TargetSpec};
+use libtest_mimic::{Arguments, Failed, Trial};
+
+fn main() {
+    let args = Arguments::from_args();
+    let registry = cricket_suites::registry();
+    let logs = tempfile::tempdir().expect("tempdir");
+    let rt = Arc::new(tokio::runtime::Runtime::new().expect("tokio"));
+
+    // Only start the runtime when some trial will run (`--list` needs none).
+    let needs_target = !args.list;
+    let target: Option<Arc<dyn target::Target>> = needs_target.then(|| {
+        let spec = TargetSpec::Bundled(BundledOptions {
+            binary: env!("CARGO_BIN_EXE_cricket").into(),
+            args: Vec::new(),
+        });
+        let opts = StartOptions {
+            log_dir: logs.path().to_path_buf(),
+            ready_timeout: Duration::from_secs(60),
+        };
+        let t = rt
+            .block_on(target::start(&spec, &opts))
+            .unwrap_or_else(|e| panic!("bundled runtime: {e}"));
+        Arc::from(t)
+    });
+    let cfg = Arc::new(RunConfig {
+        run_id: Arc::from(cricket_harness::session::new_run_id().as_str()),
+        jobs: 1,
+        rpc_deadline: Duration::from_secs(30),
+        case_timeout: None,
+        expectations: Expectations::builtin("bundled").expect("bundled expectations"),
+        host: HostInfo::probe(),
+    });
+
+    let trials = registry
+        .iter()
+        .map(|&case| {
+            let (rt, target, cfg) = (rt.clone(), target.clone(), cfg.clone());
+            Trial::test(case.id, move || {
+                let Some(target) = target else {
+                    return Err(Failed::from("no target"));
+                };
+                let info = Arc::new(target.info().clone());
+                let rec = rt.block_on(run_case(
+                    case,
+                    target.as_ref(),
+                    &cfg,
+                    info,
+                    &Cancel::default(),
+                ));
+                match rec.outcome {
+                    Outcome::Pass | Outcome::Xfail => Ok(()),
+                    Outcome::Skip => {
+                        eprintln!("{}: skipped: {}", case.id, rec.reason.unwrap_or_default());
+                        Ok(())
+                    }
+                    Outcome::Fail | Outcome::Xpass => {
+                        let f = rec
+                            .failure
+                            .map(|f| cricket_harness::CaseError::Fail(f).to_string());
+                        Err(Failed::from(f.unwrap_or_else(|| "failed".into())))
+                    }
+                }
+            })
+            .with_kind(case.suite.name())
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    drop(target);
+    conclusion.exit();
+}
