@@ -7,7 +7,9 @@ set -euo pipefail
 # containerd + runc: the `--target containerd` runtime and its OCI runtime.
 # containernetworking-plugins: the CNI bridge/host-local/portmap/loopback plugins containerd uses.
 # iproute2: `ip` for network namespace checks. ca-certificates: crates.io over TLS on bare images.
-packages=(containerd runc containernetworking-plugins iproute2 ca-certificates pkg-config)
+# skopeo, docker-registry: third-party OCI clients and a real registry the fixture tests check
+# cricket's images, registry and `images push` against. Neither starts a service on install.
+packages=(containerd runc containernetworking-plugins iproute2 ca-certificates skopeo docker-registry)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -27,6 +27,10 @@ enum Command {
     List(cmd::list::Args),
     /// Serve the bundled CRI runtime on a unix socket.
     Runtime(cmd::runtime::Args),
+    /// Serve the fixture images over the OCI distribution API.
+    Registry(cmd::registry::Args),
+    /// List, export or push the fixture images.
+    Images(cmd::images::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,5 +42,7 @@ fn main() -> ExitCode {
         Command::Run(a) => cmd::run::main(*a),
         Command::List(a) => cmd::list::main(a),
         Command::Runtime(a) => cmd::runtime::main(a),
+        Command::Registry(a) => cmd::registry::main(a),
+        Command::Images(a) => cmd::images::main(a),
     }
 }

@@ -5,10 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cricket_fixtures::catalog::Catalog;
 use cricket_harness::event::Outcome;
 use cricket_harness::expectations::Expectations;
 use cricket_harness::host::HostInfo;
 use cricket_harness::runner::{Cancel, RunConfig, run_case};
+use cricket_harness::session;
 use cricket_harness::target::{self, BundledOptions, StartOptions, TargetSpec};
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -18,13 +20,18 @@ fn main() {
     let logs = tempfile::tempdir().expect("tempdir");
     let rt = Arc::new(tokio::runtime::Runtime::new().expect("tokio"));
 
-    // Only start the runtime when some trial will run (`--list` needs none).
+    // Only start the registry and the runtime when some trial will run (`--list` needs none).
     let needs_target = !args.list;
-    let target: Option<Arc<dyn target::Target>> = needs_target.then(|| {
-        let spec = TargetSpec::Bundled(BundledOptions {
+    let fixtures = needs_target.then(|| {
+        rt.block_on(session::start_fixtures(None))
+            .unwrap_or_else(|e| panic!("fixtures: {e}"))
+    });
+    let target: Option<Arc<dyn target::Target>> = fixtures.as_ref().map(|f| {
+        let mut spec = TargetSpec::Bundled(BundledOptions {
             binary: env!("CARGO_BIN_EXE_cricket").into(),
             args: Vec::new(),
         });
+        session::use_fixture_pause(&mut spec, &f.catalog);
         let opts = StartOptions {
             log_dir: logs.path().to_path_buf(),
             ready_timeout: Duration::from_secs(60),
@@ -34,13 +41,18 @@ fn main() {
             .unwrap_or_else(|e| panic!("bundled runtime: {e}"));
         Arc::from(t)
     });
+    let images = fixtures
+        .as_ref()
+        .map(|f| f.catalog.clone())
+        .unwrap_or_else(|| Arc::new(Catalog::at("127.0.0.1:1")));
     let cfg = Arc::new(RunConfig {
-        run_id: Arc::from(cricket_harness::session::new_run_id().as_str()),
+        run_id: Arc::from(session::new_run_id().as_str()),
         jobs: 1,
         rpc_deadline: Duration::from_secs(30),
         case_timeout: None,
         expectations: Expectations::builtin("bundled").expect("bundled expectations"),
         host: HostInfo::probe(),
+        images,
     });
 
     let trials = registry
@@ -78,5 +90,6 @@ fn main() {
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
     drop(target);
+    drop(fixtures);
     conclusion.exit();
 }

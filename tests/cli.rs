@@ -58,6 +58,10 @@ fn usage_errors_exit_2_with_one_line() {
             &["run", "--expectations", "/nonexistent.toml"][..],
             "/nonexistent.toml",
         ),
+        (
+            &["run", "--images", "/nonexistent-map.toml"][..],
+            "/nonexistent-map.toml",
+        ),
     ] {
         let out = cricket(args);
         assert_eq!(
@@ -147,12 +151,21 @@ fn run_against_the_bundled_runtime_writes_reports() {
             "{:?}",
             c.classname
         );
-        assert!(
-            matches!(c.status, quick_junit::TestCaseStatus::Success { .. }),
-            "{}: {:?}",
-            c.name.as_str(),
-            c.status
-        );
+        // Every case passes, except the bundled expectations' xfails, which JUnit shows as
+        // skipped with the reason.
+        let expected = cricket_harness::expectations::Expectations::builtin("bundled").expect("expectations");
+        match &c.status {
+            quick_junit::TestCaseStatus::Success { .. } => {
+                assert!(expected.xfail_reason(c.name.as_str()).is_none(), "{} passed but is xfail", c.name.as_str())
+            }
+            quick_junit::TestCaseStatus::Skipped { message, .. } => {
+                let reason = expected.xfail_reason(c.name.as_str());
+                assert!(reason.is_some(), "{} skipped without an expectation", c.name.as_str());
+                let message = message.as_ref().map(|m| m.as_str().to_string()).unwrap_or_default();
+                assert_eq!(message, format!("expected failure: {}", reason.unwrap_or_default()));
+            }
+            other => panic!("{}: {other:?}", c.name.as_str()),
+        }
     }
 
     let doc = validate_results(&dir.path().join("results.json"));
@@ -187,6 +200,23 @@ fn run_against_containerd_starts_and_removes_it() {
     assert!(report.tests > 0);
     let doc = validate_results(&dir.path().join("results.json"));
     assert_eq!(doc["run"]["target"]["runtime_name"], "containerd");
+    // containerd pulled the fixtures (tag, index, basic auth) from the embedded registry, ran
+    // pods on the fixture pause image and a probe container that echoed into its log.
+    for id in [
+        "image.pull.by_tag",
+        "image.pull.index_platform",
+        "image.pull.with_auth",
+        "container.run.echo_to_log",
+    ] {
+        let case = doc["cases"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["id"] == id));
+        assert_eq!(
+            case.map(|c| c["outcome"].clone()),
+            Some(serde_json::json!("pass")),
+            "{id} against containerd"
+        );
+    }
     // Nothing of the throwaway containerd outlives the run.
     assert_eq!(
         containerd_pids(),

@@ -6,6 +6,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use cricket_fixtures::catalog::Catalog;
+
 use crate::case::CaseError;
 use crate::client::CriClient;
 use crate::record::Recorder;
@@ -21,6 +23,7 @@ pub struct Cx {
     run_id: Arc<str>,
     case_id: &'static str,
     target: Arc<TargetInfo>,
+    images: Arc<Catalog>,
     names: AtomicU32,
 }
 
@@ -30,14 +33,34 @@ impl Cx {
         run_id: Arc<str>,
         case_id: &'static str,
         target: Arc<TargetInfo>,
+        images: Arc<Catalog>,
     ) -> Self {
         Self {
             client,
             run_id,
             case_id,
             target,
+            images,
             names: AtomicU32::new(0),
         }
+    }
+
+    /// The reference of a fixture image by logical name (`probe`, `pause`, `user-1002`…),
+    /// from the run's catalogue: the embedded registry, or the user's `--images` map.
+    pub fn image(&self, name: &str) -> Result<String, CaseError> {
+        self.images.get(name).map(str::to_string).ok_or_else(|| {
+            CaseError::fail(format!("no fixture image named {name:?} in the catalogue"))
+        })
+    }
+
+    /// A host directory for this case (log directories, volume sources), created on first use
+    /// and removed by the runner after the case. The runtime must run on this host.
+    pub fn scratch(&self) -> Result<std::path::PathBuf, CaseError> {
+        let dir = scratch_dir(&self.run_id, self.case_id);
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            CaseError::fail(format!("cannot create scratch dir {}: {e}", dir.display()))
+        })?;
+        Ok(dir)
     }
 
     /// The timed CRI client; every call lands in this case's record.
@@ -96,4 +119,14 @@ impl Cx {
             skip => skip,
         })
     }
+}
+
+/// Where a run keeps its host-side scratch files.
+pub fn run_scratch_root(run_id: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("cricket-run-{run_id}"))
+}
+
+/// The scratch directory of one case.
+pub fn scratch_dir(run_id: &str, case_id: &str) -> std::path::PathBuf {
+    run_scratch_root(run_id).join(case_id)
 }

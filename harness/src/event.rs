@@ -22,6 +22,8 @@ pub struct RunMeta {
     pub cricket_version: String,
     pub cri_api: String,
     pub target: TargetInfo,
+    /// The embedded fixture registry (`127.0.0.1:PORT`).
+    pub registry: String,
     pub host: HostInfo,
     pub jobs: usize,
     pub selection: SelectionMeta,

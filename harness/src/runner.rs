@@ -11,6 +11,8 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::{Notify, mpsc};
 use tonic::Code;
 
+use cricket_fixtures::catalog::Catalog;
+
 use crate::case::{CaseDef, CaseError, Failure};
 use crate::client::CriClient;
 use crate::cx::{CASE_LABEL, Cx, RUN_LABEL};
@@ -33,6 +35,8 @@ pub struct RunConfig {
     pub case_timeout: Option<Duration>,
     pub expectations: Expectations,
     pub host: HostInfo,
+    /// Where cases get image references from.
+    pub images: Arc<Catalog>,
 }
 
 /// Stops a run: no new case starts, running cases are cut short and cleaned up.
@@ -144,6 +148,7 @@ pub async fn run(
     } else {
         Vec::new()
     };
+    remove_scratch(&crate::cx::run_scratch_root(&cfg.run_id));
     let summary = RunSummary {
         counts,
         duration_us: started.elapsed().as_micros() as u64,
@@ -199,7 +204,13 @@ pub async fn run_case(
 
     let (rt, img) = target.channels();
     let client = CriClient::new(rt, img, cfg.rpc_deadline, recorder.clone());
-    let cx = Cx::new(client.clone(), cfg.run_id.clone(), case.id, info);
+    let cx = Cx::new(
+        client.clone(),
+        cfg.run_id.clone(),
+        case.id,
+        info,
+        cfg.images.clone(),
+    );
     let timeout = cfg.case_timeout.unwrap_or(case.timeout);
     let body = AssertUnwindSafe((case.run)(&cx)).catch_unwind();
     let result: Result<(), CaseError> = tokio::select! {
@@ -224,6 +235,7 @@ pub async fn run_case(
         skip => skip,
     });
     let cleanup_error = cleanup(&client, &recorder).await;
+    remove_scratch(&crate::cx::scratch_dir(&cfg.run_id, case.id));
     let dead = target.check_alive().err();
     if let Some(d) = &dead {
         cancel.cancel(format!("target stopped: {d}"));
@@ -416,5 +428,12 @@ pub fn humanize(d: Duration) -> String {
         }
     } else {
         format!("{}m{}s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}
+
+/// Removes a scratch directory, unmounting anything a runtime left mounted inside it first.
+fn remove_scratch(dir: &std::path::Path) {
+    if dir.exists() {
+        let _ = crate::target::remove_state_dir(dir);
     }
 }

@@ -6,6 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cricket_fixtures::catalog::Catalog;
+use cricket_fixtures::registry::{Registry, Store, Throttle};
+use cricket_fixtures::set;
+
 use crate::case::CaseDef;
 use crate::event::{Reporter, RunMeta, RunSummary, SelectionMeta};
 use crate::expectations::Expectations;
@@ -26,6 +30,56 @@ pub struct RunRequest {
     pub report_dir: Option<PathBuf>,
     pub junit: Option<PathBuf>,
     pub json: Option<PathBuf>,
+    /// Image map file remapping fixture names to the user's references (`--images`).
+    pub images: Option<PathBuf>,
+}
+
+/// The fixture registry of a run and the catalogue that points at it.
+pub struct Fixtures {
+    pub registry: Registry,
+    pub catalog: Arc<Catalog>,
+}
+
+/// Builds the fixture images and serves them on `127.0.0.1:<free port>`; applies `map` over the
+/// catalogue when given.
+pub async fn start_fixtures(map: Option<&std::path::Path>) -> Result<Fixtures, SetupError> {
+    let fixtures = tokio::task::spawn_blocking(|| set::build(None))
+        .await
+        .map_err(|e| SetupError(format!("building fixture images: {e}")))?
+        .map_err(|e| SetupError(format!("building fixture images: {e}")))?;
+    let store = Arc::new(Store::from_fixtures(&fixtures));
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let registry = Registry::start(listen, store, Throttle::default())
+        .await
+        .map_err(|e| SetupError(format!("starting the fixture registry: {e}")))?;
+    let mut catalog = Catalog::at(&registry.host());
+    if let Some(path) = map {
+        catalog = catalog.remap(path).map_err(SetupError)?;
+    }
+    Ok(Fixtures {
+        registry,
+        catalog: Arc::new(catalog),
+    })
+}
+
+/// Points a target we start at the fixture pause image, so no target ever needs a public
+/// registry for its sandboxes.
+pub fn use_fixture_pause(spec: &mut TargetSpec, catalog: &Catalog) {
+    let Some(pause) = catalog.get("pause") else {
+        return;
+    };
+    match spec {
+        TargetSpec::Bundled(b) => {
+            if !b.args.iter().any(|a| a == "--pause-image") {
+                b.args
+                    .extend(["--pause-image".to_string(), pause.to_string()]);
+            }
+        }
+        TargetSpec::Containerd(c) => {
+            c.sandbox_image.get_or_insert_with(|| pause.to_string());
+        }
+        TargetSpec::Endpoint { .. } => {}
+    }
 }
 
 /// Where a finished run put its reports.
@@ -98,13 +152,29 @@ pub async fn run(req: RunRequest, registry: &[&'static CaseDef]) -> Result<RunRe
         .clone()
         .unwrap_or_else(|| report_dir.join("results.json"));
 
+    let fixtures = match start_fixtures(req.images.as_deref()).await {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = std::fs::remove_dir(&report_dir);
+            return Err(e);
+        }
+    };
+    let mut spec = req.target.clone();
+    use_fixture_pause(&mut spec, &fixtures.catalog);
+
     let opts = StartOptions {
         log_dir: report_dir.clone(),
         ready_timeout: Duration::from_secs(60),
     };
-    let mut target = target::start(&req.target, &opts)
-        .await
-        .map_err(|e| SetupError(e.0))?;
+    let mut target = match target::start(&spec, &opts).await {
+        Ok(t) => t,
+        Err(e) => {
+            // Leave no empty run directory behind for a run that never started (a directory
+            // holding the runtime's log stays: it explains the failure).
+            let _ = std::fs::remove_dir(&report_dir);
+            return Err(SetupError(e.0));
+        }
+    };
 
     let host = HostInfo::probe();
     let cfg = RunConfig {
@@ -114,6 +184,7 @@ pub async fn run(req: RunRequest, registry: &[&'static CaseDef]) -> Result<RunRe
         case_timeout: req.case_timeout,
         expectations,
         host: host.clone(),
+        images: fixtures.catalog.clone(),
     };
     let meta = RunMeta {
         run_id: run_id.clone(),
@@ -121,6 +192,7 @@ pub async fn run(req: RunRequest, registry: &[&'static CaseDef]) -> Result<RunRe
         cricket_version: env!("CARGO_PKG_VERSION").to_string(),
         cri_api: cricket_proto::CRI_API_TAG.to_string(),
         target: target.info().clone(),
+        registry: fixtures.registry.host(),
         host,
         jobs: req.jobs,
         selection: SelectionMeta {

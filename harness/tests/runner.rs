@@ -315,6 +315,7 @@ fn config(expectations: Expectations, jobs: usize) -> RunConfig {
         case_timeout: None,
         expectations,
         host: HostInfo::probe(),
+        images: std::sync::Arc::new(cricket_fixtures::catalog::Catalog::at("127.0.0.1:1")),
     }
 }
 
@@ -325,6 +326,7 @@ fn meta(t: &FakeTarget) -> RunMeta {
         cricket_version: "test".into(),
         cri_api: "v0.36.3".into(),
         target: t.info.clone(),
+        registry: "127.0.0.1:1".into(),
         host: HostInfo::probe(),
         jobs: 2,
         selection: SelectionMeta::default(),

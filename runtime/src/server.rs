@@ -23,6 +23,9 @@ pub struct Config {
     pub root: PathBuf,
     /// Deliberate misbehaviours for proving cases can fail; empty in normal use.
     pub faults: Faults,
+    /// Image whose entrypoint holds a pod's namespaces (the fixture `pause` by default when
+    /// cricket starts the runtime).
+    pub pause_image: Option<String>,
 }
 
 /// The CRI service implementation. Cheap to clone: every handler shares one state.
@@ -112,6 +115,7 @@ impl RuntimeService for Runtime {
                 "root": self.config.root,
                 "socket": self.config.socket,
                 "criApi": cricket_proto::CRI_API_TAG,
+                "pauseImage": self.config.pause_image,
             });
             info.insert("config".to_string(), config.to_string());
             if self.fault(Fault::StatusInfoNotJson) {

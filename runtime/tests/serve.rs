@@ -33,6 +33,7 @@ async fn serves_version_and_status_and_stubs_the_rest() {
         socket: sock.clone(),
         root: dir.path().join("root"),
         faults: Faults::default(),
+        pause_image: None,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(serve(config.clone(), async {
@@ -108,6 +109,7 @@ async fn refuses_a_path_that_is_not_a_socket() {
         socket: path.clone(),
         root: dir.path().join("root"),
         faults: Faults::default(),
+        pause_image: None,
     };
     let err = serve(config, async {}).await.expect_err("not a socket");
     assert!(err.to_string().contains("not a socket"), "{err:#}");

@@ -1,6 +1,8 @@
 //! One file per verb.
 
+pub mod images;
 pub mod list;
+pub mod registry;
 pub mod run;
 pub mod runtime;
 

@@ -65,6 +65,9 @@ pub struct Args {
     /// results.json path [default: <report-dir>/results.json]
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Image map file: remaps fixture names to your own references (TOML `[images] probe = "…"`)
+    #[arg(long)]
+    images: Option<PathBuf>,
     /// containerd binary for --target containerd [default: from PATH]
     #[arg(long)]
     containerd_bin: Option<PathBuf>,
@@ -152,6 +155,7 @@ pub fn main(a: Args) -> ExitCode {
         report_dir: a.report_dir,
         junit: a.junit,
         json: a.json,
+        images: a.images,
     };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

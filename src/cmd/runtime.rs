@@ -13,6 +13,9 @@ pub struct Args {
     /// State directory
     #[arg(long, default_value = "/var/lib/cricket")]
     root: PathBuf,
+    /// Image that holds each pod's namespaces
+    #[arg(long)]
+    pause_image: Option<String>,
 }
 
 pub fn main(a: Args) -> ExitCode {
@@ -43,6 +46,7 @@ pub fn main(a: Args) -> ExitCode {
         socket: a.socket,
         root: a.root,
         faults,
+        pause_image: a.pause_image,
     };
     let result = rt.block_on(cricket_runtime::serve(config, shutdown_signal()));
     match result {

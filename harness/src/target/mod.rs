@@ -17,6 +17,7 @@ use tonic::transport::Channel;
 
 pub use bundled::BundledOptions;
 pub use containerd::ContainerdOptions;
+pub use process::remove_state_dir;
 
 use crate::client::{self, CriClient};
 use crate::record::Recorder;
