@@ -153,16 +153,31 @@ fn run_against_the_bundled_runtime_writes_reports() {
         );
         // Every case passes, except the bundled expectations' xfails, which JUnit shows as
         // skipped with the reason.
-        let expected = cricket_harness::expectations::Expectations::builtin("bundled").expect("expectations");
+        let expected =
+            cricket_harness::expectations::Expectations::builtin("bundled").expect("expectations");
         match &c.status {
             quick_junit::TestCaseStatus::Success { .. } => {
-                assert!(expected.xfail_reason(c.name.as_str()).is_none(), "{} passed but is xfail", c.name.as_str())
+                assert!(
+                    expected.xfail_reason(c.name.as_str()).is_none(),
+                    "{} passed but is xfail",
+                    c.name.as_str()
+                )
             }
             quick_junit::TestCaseStatus::Skipped { message, .. } => {
                 let reason = expected.xfail_reason(c.name.as_str());
-                assert!(reason.is_some(), "{} skipped without an expectation", c.name.as_str());
-                let message = message.as_ref().map(|m| m.as_str().to_string()).unwrap_or_default();
-                assert_eq!(message, format!("expected failure: {}", reason.unwrap_or_default()));
+                assert!(
+                    reason.is_some(),
+                    "{} skipped without an expectation",
+                    c.name.as_str()
+                );
+                let message = message
+                    .as_ref()
+                    .map(|m| m.as_str().to_string())
+                    .unwrap_or_default();
+                assert_eq!(
+                    message,
+                    format!("expected failure: {}", reason.unwrap_or_default())
+                );
             }
             other => panic!("{}: {other:?}", c.name.as_str()),
         }

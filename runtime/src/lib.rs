@@ -6,6 +6,8 @@
 //! containers and images.
 
 pub mod fault;
+pub mod image;
+mod image_service;
 mod server;
 
 pub use server::{Config, Runtime, serve};

@@ -1,17 +1,21 @@
 use std::collections::HashMap;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use cricket_proto::v1::{
     RuntimeCondition, RuntimeStatus, StatusRequest, StatusResponse, VersionRequest, VersionResponse,
 };
-use cricket_proto::{ImageService, ImageServiceServer, RuntimeService, RuntimeServiceServer};
+use cricket_proto::{ImageServiceServer, RuntimeService, RuntimeServiceServer};
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::{Request, Response, Status};
 
 use crate::fault::{Fault, Faults, HangUnknown};
+use crate::image::pull::Puller;
+use crate::image::store::ImageStore;
+use crate::image_service::Images;
 use crate::{RUNTIME_NAME, RUNTIME_VERSION};
 
 /// Where the runtime listens and keeps its state.
@@ -26,6 +30,9 @@ pub struct Config {
     /// Image whose entrypoint holds a pod's namespaces (the fixture `pause` by default when
     /// cricket starts the runtime).
     pub pause_image: Option<String>,
+    /// Registry host → plain-HTTP base URL to pull from instead (`registry.k8s.io` →
+    /// `http://127.0.0.1:5000`); images keep their original names.
+    pub registry_mirrors: Vec<(String, String)>,
 }
 
 /// The CRI service implementation. Cheap to clone: every handler shares one state.
@@ -133,9 +140,6 @@ impl RuntimeService for Runtime {
     }
 }
 
-#[tonic::async_trait]
-impl ImageService for Runtime {}
-
 /// Serves both CRI services on `config.socket` until `shutdown` resolves, then removes the
 /// socket. The socket is created mode 0600: the CRI socket grants root-equivalent power.
 pub async fn serve(
@@ -171,6 +175,12 @@ pub async fn serve(
         tracing::warn!(faults = ?config.faults, "fault injection is on: this runtime misbehaves on purpose");
     }
     let hang_unknown = config.faults.has(Fault::UnknownMethodHangs);
+    let store = ImageStore::open(&config.root)
+        .with_context(|| format!("opening the image store in {}", config.root.display()))?;
+    let images = Images {
+        store: Arc::new(store),
+        puller: Arc::new(Puller::new(config.registry_mirrors.clone())),
+    };
     let runtime = Runtime::new(config.clone());
     let result = tonic::transport::Server::builder()
         .layer(HangUnknown::layer(hang_unknown))
@@ -180,7 +190,7 @@ pub async fn serve(
                 .max_encoding_message_size(cricket_proto::MAX_MESSAGE_SIZE),
         )
         .add_service(
-            ImageServiceServer::new(runtime)
+            ImageServiceServer::new(images)
                 .max_decoding_message_size(cricket_proto::MAX_MESSAGE_SIZE)
                 .max_encoding_message_size(cricket_proto::MAX_MESSAGE_SIZE),
         )

@@ -23,7 +23,7 @@ async fn client(sock: &std::path::Path) -> tonic::transport::Channel {
 }
 
 #[tokio::test]
-async fn serves_version_and_status_and_stubs_the_rest() {
+async fn serves_version_status_and_images_and_stubs_the_rest() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sock = dir.path().join("run/cri.sock");
     // A stale socket file from a crashed runtime is replaced.
@@ -34,6 +34,7 @@ async fn serves_version_and_status_and_stubs_the_rest() {
         root: dir.path().join("root"),
         faults: Faults::default(),
         pause_image: None,
+        registry_mirrors: Vec::new(),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(serve(config.clone(), async {
@@ -89,11 +90,14 @@ async fn serves_version_and_status_and_stubs_the_rest() {
         .expect_err("not yet");
     assert_eq!(err.code(), tonic::Code::Unimplemented);
     let mut img = ImageServiceClient::new(ch);
-    let err = img
+    let list = img
         .list_images(cri::ListImagesRequest::default())
         .await
-        .expect_err("not yet");
-    assert_eq!(err.code(), tonic::Code::Unimplemented);
+        .expect("list images");
+    assert!(
+        list.into_inner().images.is_empty(),
+        "a fresh store has no images"
+    );
 
     stop.send(()).expect("stop");
     server.await.expect("join").expect("clean shutdown");
@@ -110,6 +114,7 @@ async fn refuses_a_path_that_is_not_a_socket() {
         root: dir.path().join("root"),
         faults: Faults::default(),
         pause_image: None,
+        registry_mirrors: Vec::new(),
     };
     let err = serve(config, async {}).await.expect_err("not a socket");
     assert!(err.to_string().contains("not a socket"), "{err:#}");

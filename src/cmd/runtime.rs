@@ -16,6 +16,9 @@ pub struct Args {
     /// Image that holds each pod's namespaces
     #[arg(long)]
     pause_image: Option<String>,
+    /// Pull REGISTRY's images from a plain-HTTP mirror: REGISTRY=http://HOST:PORT (repeatable)
+    #[arg(long, value_parser = parse_mirror)]
+    registry_mirror: Vec<(String, String)>,
 }
 
 pub fn main(a: Args) -> ExitCode {
@@ -47,6 +50,7 @@ pub fn main(a: Args) -> ExitCode {
         root: a.root,
         faults,
         pause_image: a.pause_image,
+        registry_mirrors: a.registry_mirror,
     };
     let result = rt.block_on(cricket_runtime::serve(config, shutdown_signal()));
     match result {
@@ -71,4 +75,19 @@ async fn shutdown_signal() {
         _ = int.recv() => {},
         _ = term.recv() => {},
     }
+}
+
+fn parse_mirror(s: &str) -> Result<(String, String), String> {
+    let (host, url) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not REGISTRY=http://HOST:PORT"))?;
+    if host.is_empty() || host.contains('/') {
+        return Err(format!("{host:?} is not a registry host"));
+    }
+    if !url.starts_with("http://") {
+        return Err(format!(
+            "mirror {url:?} must be a plain-HTTP URL (http://HOST:PORT)"
+        ));
+    }
+    Ok((host.to_string(), url.to_string()))
 }

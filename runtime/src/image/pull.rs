@@ -1,0 +1,807 @@
+//! Pulling images over the OCI distribution API: manifest (index → this platform), config and
+//! layers, every blob verified against its digest before it is stored, every layer verified
+//! against its diff id while it is unpacked. Basic and bearer-token auth; registry mirrors.
+//! Plain HTTP is used for loopback registries and mirrors given as `http://`.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::header;
+use hyper::{Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+use sha2::Digest;
+
+use super::reference::Reference;
+use super::store::{ImageRecord, ImageStore, LayerRecord, RunConfig};
+use super::unpack;
+
+const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// Why a pull failed, mapped to a gRPC code by the service.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PullError {
+    #[error("{0}")]
+    InvalidReference(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Unavailable(String),
+    /// Content that does not match its digest or cannot be parsed.
+    #[error("{0}")]
+    BadContent(String),
+    /// A layer that tries to write outside the rootfs (or otherwise unsafe content).
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Credentials from the CRI AuthConfig.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+    /// Ready-made bearer token (`registry_token`).
+    pub token: String,
+}
+
+impl Credentials {
+    /// From AuthConfig: `auth` (base64 `user:password`) or username/password.
+    pub fn from_auth(
+        username: &str,
+        password: &str,
+        auth: &str,
+        registry_token: &str,
+    ) -> Result<Option<Self>, PullError> {
+        if !registry_token.is_empty() {
+            return Ok(Some(Self {
+                token: registry_token.into(),
+                ..Self::default()
+            }));
+        }
+        if !auth.is_empty() {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(auth.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    PullError::InvalidReference(
+                        "AuthConfig.auth is not base64 of user:password".into(),
+                    )
+                })?;
+            let (u, p) = decoded.split_once(':').ok_or_else(|| {
+                PullError::InvalidReference("AuthConfig.auth does not hold user:password".into())
+            })?;
+            return Ok(Some(Self {
+                username: u.into(),
+                password: p.into(),
+                token: String::new(),
+            }));
+        }
+        if username.is_empty() && password.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            username: username.into(),
+            password: password.into(),
+            token: String::new(),
+        }))
+    }
+
+    fn basic(&self) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", self.username, self.password))
+        )
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor {
+    digest: String,
+    #[serde(default)]
+    size: u64,
+    #[serde(default)]
+    platform: Option<Platform>,
+}
+
+#[derive(Deserialize)]
+struct Platform {
+    architecture: String,
+    os: String,
+    #[serde(default)]
+    variant: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Manifest {
+    #[serde(default)]
+    media_type: String,
+    #[serde(default)]
+    config: Option<Descriptor>,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct ConfigInner {
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    env: Option<Vec<String>>,
+    #[serde(default)]
+    entrypoint: Option<Vec<String>>,
+    #[serde(default)]
+    cmd: Option<Vec<String>>,
+    #[serde(default)]
+    working_dir: String,
+    #[serde(default)]
+    stop_signal: String,
+    #[serde(default)]
+    volumes: Option<HashMap<String, serde_json::Value>>,
+    #[serde(default)]
+    exposed_ports: Option<HashMap<String, serde_json::Value>>,
+    #[serde(default)]
+    labels: Option<std::collections::BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+struct RootFs {
+    diff_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct ImageConfig {
+    #[serde(default)]
+    config: Option<ConfigInner>,
+    rootfs: RootFs,
+}
+
+type Flight = tokio::sync::OnceCell<Result<ImageRecord, PullError>>;
+
+/// The registry client.
+pub struct Puller {
+    client: Client<HttpConnector, Empty<Bytes>>,
+    /// registry host → base URL (`http://127.0.0.1:5000`).
+    mirrors: HashMap<String, String>,
+    /// Pulls in progress by reference: concurrent pulls of one image share one result.
+    inflight: std::sync::Mutex<HashMap<String, Arc<Flight>>>,
+}
+
+fn is_loopback(host: &str) -> bool {
+    let h = host
+        .rsplit_once(':')
+        .map(|(h, p)| {
+            if p.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        })
+        .unwrap_or(host);
+    let h = h.trim_start_matches('[').trim_end_matches(']');
+    h == "localhost" || h.starts_with("127.") || h == "::1"
+}
+
+/// This machine's platform in OCI terms.
+pub fn platform_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+impl Puller {
+    /// `mirrors`: `(registry host, base URL)`, e.g. `("registry.k8s.io", "http://127.0.0.1:5000")`.
+    pub fn new(mirrors: Vec<(String, String)>) -> Self {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(Duration::from_secs(10)));
+        http.set_nodelay(true);
+        Self {
+            client: Client::builder(TokioExecutor::new()).build(http),
+            mirrors: mirrors
+                .into_iter()
+                .map(|(h, u)| (h, u.trim_end_matches('/').to_string()))
+                .collect(),
+            inflight: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn base_url(&self, r: &Reference) -> Result<String, PullError> {
+        if let Some(m) = self.mirrors.get(&r.registry) {
+            return Ok(m.clone());
+        }
+        if is_loopback(&r.registry) {
+            return Ok(format!("http://{}", r.registry));
+        }
+        Err(PullError::Unsupported(format!(
+            "{} is not a loopback registry: the bundled runtime pulls over plain HTTP only; add --registry-mirror {}=http://HOST:PORT",
+            r.registry, r.registry
+        )))
+    }
+
+    /// Pulls `reference` into `store` and returns the stored image.
+    pub async fn pull(
+        &self,
+        store: &ImageStore,
+        reference: &str,
+        creds: Option<Credentials>,
+    ) -> Result<ImageRecord, PullError> {
+        let r = Reference::parse(reference).map_err(PullError::InvalidReference)?;
+        let key = r.to_string();
+        let flight = {
+            let mut map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(key.clone()).or_default().clone()
+        };
+        // The first caller pulls; the others wait for its result. If the first is cancelled
+        // (its client gave up), the next waiter takes over.
+        let result = flight
+            .get_or_init(|| async {
+                let _pulling = store.begin_pull();
+                self.pull_locked(store, &r, creds).await
+            })
+            .await
+            .clone();
+        let mut map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        if map.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
+            map.remove(&key);
+        }
+        result
+    }
+
+    async fn pull_locked(
+        &self,
+        store: &ImageStore,
+        r: &Reference,
+        creds: Option<Credentials>,
+    ) -> Result<ImageRecord, PullError> {
+        let mut session = Session {
+            puller: self,
+            base: self.base_url(r)?,
+            repo: r.repository.clone(),
+            creds,
+            bearer: None,
+        };
+        let (mut manifest_bytes, mut manifest_digest) =
+            session.manifest(r.manifest_reference()).await?;
+        if let Some(want) = &r.digest
+            && *want != manifest_digest
+        {
+            return Err(PullError::BadContent(format!(
+                "manifest of {r} has digest {manifest_digest}, not {want}"
+            )));
+        }
+        let mut manifest: Manifest = serde_json::from_slice(&manifest_bytes).map_err(|e| {
+            PullError::BadContent(format!("manifest of {r} is not valid JSON: {e}"))
+        })?;
+        if !manifest.manifests.is_empty()
+            || manifest.media_type.contains("index")
+            || manifest.media_type.contains("list")
+        {
+            let arch = platform_arch();
+            let child = manifest
+                .manifests
+                .iter()
+                .find(|d| {
+                    d.platform.as_ref().is_some_and(|p| {
+                        p.os == "linux"
+                            && p.architecture == arch
+                            && p.variant
+                                .as_deref()
+                                .is_none_or(|v| v.is_empty() || arch != "arm")
+                    })
+                })
+                .ok_or_else(|| {
+                    PullError::NotFound(format!("{r} has no linux/{arch} image in its index"))
+                })?;
+            let digest = child.digest.clone();
+            let (bytes, got) = session.manifest(&digest).await?;
+            if got != digest {
+                return Err(PullError::BadContent(format!(
+                    "manifest {digest} of {r} has digest {got}"
+                )));
+            }
+            manifest_bytes = bytes;
+            manifest_digest = got;
+            manifest = serde_json::from_slice(&manifest_bytes).map_err(|e| {
+                PullError::BadContent(format!("manifest {digest} is not valid JSON: {e}"))
+            })?;
+        }
+        let config_desc = manifest
+            .config
+            .as_ref()
+            .ok_or_else(|| PullError::BadContent(format!("manifest of {r} has no config")))?;
+        let config_bytes = match std::fs::read(store.blob_path(&config_desc.digest)) {
+            Ok(b) if sha256_hex_prefixed(&b) == config_desc.digest => Bytes::from(b),
+            _ => session.blob_bytes(&config_desc.digest).await?,
+        };
+        let config: ImageConfig = serde_json::from_slice(&config_bytes)
+            .map_err(|e| PullError::BadContent(format!("image config of {r} is not valid: {e}")))?;
+        if config.rootfs.diff_ids.len() != manifest.layers.len() {
+            return Err(PullError::BadContent(format!(
+                "{r}: manifest has {} layers but the config {} diff ids",
+                manifest.layers.len(),
+                config.rootfs.diff_ids.len()
+            )));
+        }
+        for l in &manifest.layers {
+            if !store.blob_path(&l.digest).exists() {
+                session.blob_to_store(store, &l.digest).await?;
+            }
+        }
+        // Save the manifest and config blobs too (verbose status; GC roots).
+        write_blob(store, &manifest_digest, &manifest_bytes)?;
+        write_blob(store, &config_desc.digest, &config_bytes)?;
+
+        let layers: Vec<LayerRecord> = manifest
+            .layers
+            .iter()
+            .zip(&config.rootfs.diff_ids)
+            .map(|(l, d)| LayerRecord {
+                digest: l.digest.clone(),
+                diff_id: d.clone(),
+                size: l.size,
+            })
+            .collect();
+        let rootfs = chain_id(&config.rootfs.diff_ids);
+        if !store.rootfs_path(&rootfs).exists() {
+            let tmp = store.temp_path("rootfs");
+            let blobs: Vec<(std::path::PathBuf, String)> = layers
+                .iter()
+                .map(|l| (store.blob_path(&l.digest), l.diff_id.clone()))
+                .collect();
+            let tmp2 = tmp.clone();
+            let unpacked = tokio::task::spawn_blocking(move || unpack_all(&blobs, &tmp2))
+                .await
+                .map_err(|e| PullError::Internal(format!("unpack task: {e}")))?;
+            if let Err(e) = unpacked {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(e);
+            }
+            match std::fs::rename(&tmp, store.rootfs_path(&rootfs)) {
+                Ok(()) => {}
+                Err(_) if store.rootfs_path(&rootfs).exists() => {
+                    let _ = std::fs::remove_dir_all(&tmp);
+                }
+                Err(e) => return Err(PullError::Internal(format!("storing the rootfs: {e}"))),
+            }
+        }
+        let c = config.config.unwrap_or_default();
+        let keys = |m: Option<HashMap<String, serde_json::Value>>| {
+            let mut v: Vec<String> = m.unwrap_or_default().into_keys().collect();
+            v.sort();
+            v
+        };
+        let run = RunConfig {
+            user: c.user,
+            env: c.env.unwrap_or_default(),
+            entrypoint: c.entrypoint.unwrap_or_default(),
+            cmd: c.cmd.unwrap_or_default(),
+            working_dir: c.working_dir,
+            stop_signal: c.stop_signal,
+            volumes: keys(c.volumes),
+            exposed_ports: keys(c.exposed_ports),
+            labels: c.labels.unwrap_or_default(),
+        };
+        let size = config_bytes.len() as u64 + layers.iter().map(|l| l.size).sum::<u64>();
+        let record = ImageRecord {
+            id: config_desc.digest.clone(),
+            repo_tags: r.tagged().into_iter().collect(),
+            repo_digests: vec![r.with_digest(&manifest_digest)],
+            manifest_digest,
+            config: run,
+            layers,
+            size: size.max(1),
+            rootfs,
+        };
+        store
+            .put(record)
+            .map_err(|e| PullError::Internal(format!("recording the image: {e}")))
+    }
+}
+
+fn write_blob(store: &ImageStore, digest: &str, data: &[u8]) -> Result<(), PullError> {
+    let path = store.blob_path(digest);
+    if path.exists() {
+        return Ok(());
+    }
+    let tmp = store.temp_path("blob");
+    std::fs::write(&tmp, data)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| PullError::Internal(format!("storing {digest}: {e}")))
+}
+
+/// The OCI chain id of a list of diff ids: names the rootfs the layers produce together.
+pub fn chain_id(diff_ids: &[String]) -> String {
+    let mut chain = String::new();
+    for d in diff_ids {
+        chain = if chain.is_empty() {
+            d.clone()
+        } else {
+            sha256_hex_prefixed(format!("{chain} {d}").as_bytes())
+        };
+    }
+    chain.trim_start_matches("sha256:").to_string()
+}
+
+fn sha256_hex_prefixed(data: &[u8]) -> String {
+    let d = sha2::Sha256::digest(data);
+    let mut s = String::from("sha256:");
+    for b in d {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// A reader that hashes what passes through it (diff id check while unpacking).
+struct Hashing<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+}
+
+impl<R: std::io::Read> std::io::Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+fn unpack_all(
+    layers: &[(std::path::PathBuf, String)],
+    root: &std::path::Path,
+) -> Result<(), PullError> {
+    for (path, diff_id) in layers {
+        let file = std::fs::File::open(path)
+            .map_err(|e| PullError::Internal(format!("opening {}: {e}", path.display())))?;
+        let tar = unpack::decompress(std::io::BufReader::new(file))
+            .map_err(|e| PullError::BadContent(format!("layer {diff_id}: {e}")))?;
+        let mut hashing = Hashing {
+            inner: tar,
+            hasher: sha2::Sha256::new(),
+        };
+        unpack::unpack_layer(&mut hashing, root).map_err(|e| match e {
+            unpack::UnpackError::Read(io) => {
+                PullError::BadContent(format!("layer {diff_id}: {io}"))
+            }
+            unsafe_entry => PullError::Refused(format!("layer {diff_id} refused: {unsafe_entry}")),
+        })?;
+        // Drain what the tar reader did not consume (padding after the end marker).
+        std::io::copy(&mut hashing, &mut std::io::sink())
+            .map_err(|e| PullError::BadContent(format!("layer {diff_id}: {e}")))?;
+        let got = format!(
+            "sha256:{}",
+            hashing
+                .hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        if got != *diff_id {
+            return Err(PullError::BadContent(format!(
+                "layer content has diff id {got}, the config says {diff_id}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// One pull's conversation with a registry (keeps the bearer token it earned).
+struct Session<'a> {
+    puller: &'a Puller,
+    base: String,
+    repo: String,
+    creds: Option<Credentials>,
+    bearer: Option<String>,
+}
+
+impl Session<'_> {
+    async fn get(
+        &mut self,
+        path: &str,
+        accept: Option<&str>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, PullError> {
+        let url = format!("{}/v2/{}/{path}", self.base, self.repo);
+        let mut tried_auth = false;
+        loop {
+            let mut req = Request::get(&url);
+            if let Some(a) = accept {
+                req = req.header(header::ACCEPT, a);
+            }
+            if let Some(t) = &self.bearer {
+                req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+            } else if let Some(c) = self.creds.as_ref().filter(|_| tried_auth) {
+                req = req.header(header::AUTHORIZATION, c.basic());
+            }
+            let req = req
+                .body(Empty::new())
+                .map_err(|e| PullError::Internal(e.to_string()))?;
+            let resp =
+                tokio::time::timeout(Duration::from_secs(60), self.puller.client.request(req))
+                    .await
+                    .map_err(|_| {
+                        PullError::Unavailable(format!("GET {url}: no answer within 60s"))
+                    })?
+                    .map_err(|e| PullError::Unavailable(format!("GET {url}: {e}")))?;
+            if resp.status() != StatusCode::UNAUTHORIZED || tried_auth {
+                if resp.status() == StatusCode::UNAUTHORIZED {
+                    return Err(PullError::Unauthenticated(format!(
+                        "{url}: the registry refused {}",
+                        if self.creds.is_some() {
+                            "the credentials"
+                        } else {
+                            "anonymous access (no AuthConfig given)"
+                        }
+                    )));
+                }
+                return Ok(resp);
+            }
+            tried_auth = true;
+            let challenge = resp
+                .headers()
+                .get(header::WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            if challenge.to_ascii_lowercase().starts_with("bearer") {
+                self.bearer = Some(self.token(&challenge).await?);
+            } else if self
+                .creds
+                .as_ref()
+                .is_none_or(|c| c.username.is_empty() && c.token.is_empty())
+            {
+                return Err(PullError::Unauthenticated(format!(
+                    "{url}: the registry requires credentials and no AuthConfig was given"
+                )));
+            } else if let Some(c) = self.creds.as_ref().filter(|c| !c.token.is_empty()) {
+                self.bearer = Some(c.token.clone());
+            }
+        }
+    }
+
+    /// The bearer-token flow: GET realm?service=…&scope=repository:<repo>:pull.
+    async fn token(&mut self, challenge: &str) -> Result<String, PullError> {
+        let params: HashMap<String, String> = challenge
+            .split_once(' ')
+            .map(|(_, rest)| rest)
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|kv| kv.trim().split_once('='))
+            .map(|(k, v)| {
+                (
+                    k.trim().to_ascii_lowercase(),
+                    v.trim().trim_matches('"').to_string(),
+                )
+            })
+            .collect();
+        let realm = params.get("realm").ok_or_else(|| {
+            PullError::Unauthenticated(format!("bearer challenge without realm: {challenge}"))
+        })?;
+        if !realm.starts_with("http://") {
+            return Err(PullError::Unsupported(format!(
+                "token realm {realm} is not plain HTTP"
+            )));
+        }
+        let mut url = format!("{realm}?scope=repository:{}:pull", self.repo);
+        if let Some(s) = params.get("service") {
+            url.push_str(&format!("&service={s}"));
+        }
+        let mut req = Request::get(&url);
+        if let Some(c) = &self.creds
+            && !c.username.is_empty()
+        {
+            req = req.header(header::AUTHORIZATION, c.basic());
+        }
+        let req = req
+            .body(Empty::new())
+            .map_err(|e| PullError::Internal(e.to_string()))?;
+        let resp = self
+            .puller
+            .client
+            .request(req)
+            .await
+            .map_err(|e| PullError::Unavailable(format!("GET {url}: {e}")))?;
+        if !resp.status().is_success() {
+            return Err(PullError::Unauthenticated(format!(
+                "token endpoint {url} answered {}",
+                resp.status()
+            )));
+        }
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| PullError::Unavailable(e.to_string()))?
+            .to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| PullError::Unauthenticated(format!("token response: {e}")))?;
+        v["token"]
+            .as_str()
+            .or(v["access_token"].as_str())
+            .map(str::to_string)
+            .ok_or_else(|| PullError::Unauthenticated("token response has no token".into()))
+    }
+
+    async fn check_status(
+        resp: hyper::Response<hyper::body::Incoming>,
+        what: &str,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, PullError> {
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let detail = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["errors"][0]["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect());
+        Err(if status == StatusCode::NOT_FOUND {
+            PullError::NotFound(format!("{what}: not found ({detail})"))
+        } else {
+            PullError::Unavailable(format!("{what}: registry answered {status} ({detail})"))
+        })
+    }
+
+    async fn manifest(&mut self, reference: &str) -> Result<(Bytes, String), PullError> {
+        let what = format!("manifest {}/{}:{reference}", self.base, self.repo);
+        let resp = self
+            .get(&format!("manifests/{reference}"), Some(ACCEPT))
+            .await?;
+        let resp = Self::check_status(resp, &what).await?;
+        let body = collect_limited(resp, 4 << 20, &what).await?;
+        let digest = sha256_hex_prefixed(&body);
+        Ok((body, digest))
+    }
+
+    async fn blob_bytes(&mut self, digest: &str) -> Result<Bytes, PullError> {
+        let what = format!("blob {digest}");
+        let resp = self.get(&format!("blobs/{digest}"), None).await?;
+        let resp = Self::check_status(resp, &what).await?;
+        let body = collect_limited(resp, 16 << 20, &what).await?;
+        let got = sha256_hex_prefixed(&body);
+        if got != digest {
+            return Err(PullError::BadContent(format!(
+                "blob {digest} arrived with digest {got}: refused, nothing stored"
+            )));
+        }
+        Ok(body)
+    }
+
+    /// Streams a layer blob to a temporary file while hashing it; only a matching digest is
+    /// moved into the store.
+    async fn blob_to_store(&mut self, store: &ImageStore, digest: &str) -> Result<(), PullError> {
+        let what = format!("blob {digest}");
+        let resp = self.get(&format!("blobs/{digest}"), None).await?;
+        let resp = Self::check_status(resp, &what).await?;
+        let tmp = store.temp_path("blob");
+        let mut file = std::fs::File::create(&tmp)
+            .map_err(|e| PullError::Internal(format!("{}: {e}", tmp.display())))?;
+        let mut hasher = sha2::Sha256::new();
+        let mut body = resp.into_body();
+        let result: Result<(), PullError> = async {
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| PullError::Unavailable(format!("{what}: {e}")))?;
+                if let Ok(data) = frame.into_data() {
+                    hasher.update(&data);
+                    file.write_all(&data)
+                        .map_err(|e| PullError::Internal(format!("{}: {e}", tmp.display())))?;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        let got = format!(
+            "sha256:{}",
+            hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        let result = result.and_then(|()| {
+            if got == digest {
+                Ok(())
+            } else {
+                Err(PullError::BadContent(format!(
+                    "blob {digest} arrived with digest {got}: refused, nothing stored"
+                )))
+            }
+        });
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        std::fs::rename(&tmp, store.blob_path(digest))
+            .map_err(|e| PullError::Internal(format!("storing {digest}: {e}")))
+    }
+}
+
+async fn collect_limited(
+    resp: hyper::Response<hyper::body::Incoming>,
+    limit: usize,
+    what: &str,
+) -> Result<Bytes, PullError> {
+    if let Some(len) = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        && len > limit
+    {
+        return Err(PullError::BadContent(format!(
+            "{what} is {len} bytes, over the {limit}-byte limit"
+        )));
+    }
+    let limited = http_body_util::Limited::new(resp.into_body(), limit);
+    limited
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .map_err(|e| PullError::Unavailable(format!("{what}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_detection() {
+        assert!(is_loopback("127.0.0.1:5000"));
+        assert!(is_loopback("localhost:5000"));
+        assert!(is_loopback("localhost"));
+        assert!(is_loopback("[::1]:5000"));
+        assert!(!is_loopback("registry.k8s.io"));
+        assert!(!is_loopback("10.0.0.1:5000"));
+    }
+
+    #[test]
+    fn chain_ids_follow_the_oci_rule() {
+        let a = format!("sha256:{}", "a".repeat(64));
+        let b = format!("sha256:{}", "b".repeat(64));
+        assert_eq!(chain_id(std::slice::from_ref(&a)), "a".repeat(64));
+        let two = chain_id(&[a.clone(), b.clone()]);
+        assert_eq!(
+            two,
+            sha256_hex_prefixed(format!("{a} {b}").as_bytes()).trim_start_matches("sha256:")
+        );
+    }
+
+    #[test]
+    fn credentials_from_auth_config() {
+        let c = Credentials::from_auth("", "", "dTpw", "")
+            .expect("ok")
+            .expect("some");
+        assert_eq!((c.username.as_str(), c.password.as_str()), ("u", "p"));
+        assert!(
+            Credentials::from_auth("", "", "", "")
+                .expect("ok")
+                .is_none()
+        );
+        assert!(Credentials::from_auth("", "", "!!", "").is_err());
+    }
+}
