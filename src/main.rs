@@ -34,6 +34,23 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Hidden helper modes of the bundled runtime, entered by exec from `cricket runtime`:
+    // single-threaded processes that must not start an async runtime or parse user flags.
+    let argv: Vec<String> = std::env::args().collect();
+    match argv.get(1).map(String::as_str) {
+        Some("__shim") => {
+            let spec = argv
+                .get(2)
+                .map(std::path::PathBuf::from)
+                .unwrap_or_default();
+            return ExitCode::from(cricket_runtime::shim::main(&spec).clamp(0, 255) as u8);
+        }
+        Some("__exec") => {
+            let spec = argv.get(2).cloned().unwrap_or_default();
+            return ExitCode::from(cricket_runtime::exec::helper_main(&spec).clamp(0, 255) as u8);
+        }
+        _ => {}
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return cmd::usage_error(e),

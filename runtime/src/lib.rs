@@ -5,12 +5,21 @@
 //! answers `Unimplemented` (the generated default stubs) until the runtime grows pods,
 //! containers and images.
 
+pub mod cgroups;
+pub mod containers;
+pub mod engine;
+pub mod exec;
 pub mod fault;
 pub mod image;
 mod image_service;
+pub mod pods;
+mod runtime_service;
 mod server;
+pub mod shim;
+pub mod state;
+pub mod sys;
 
-pub use server::{Config, Runtime, serve};
+pub use server::{Config, serve};
 
 /// The name this runtime reports in `VersionResponse.runtime_name`.
 pub const RUNTIME_NAME: &str = "cricket";

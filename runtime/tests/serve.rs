@@ -35,6 +35,7 @@ async fn serves_version_status_and_images_and_stubs_the_rest() {
         faults: Faults::default(),
         pause_image: None,
         registry_mirrors: Vec::new(),
+        shim_binary: std::path::PathBuf::from("/nonexistent/cricket"),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(serve(config.clone(), async {
@@ -84,10 +85,11 @@ async fn serves_version_status_and_images_and_stubs_the_rest() {
         .into_inner();
     assert!(st.info.contains_key("config"));
 
-    let err = rt
-        .run_pod_sandbox(cri::RunPodSandboxRequest::default())
-        .await
-        .expect_err("not yet");
+    // Bad input gets InvalidArgument naming the field; RPCs not built yet say Unimplemented.
+    let err = rt.run_pod_sandbox(cri::RunPodSandboxRequest::default()).await.expect_err("no config");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("config"), "{}", err.message());
+    let err = rt.checkpoint_container(cri::CheckpointContainerRequest::default()).await.expect_err("not built");
     assert_eq!(err.code(), tonic::Code::Unimplemented);
     let mut img = ImageServiceClient::new(ch);
     let list = img
@@ -115,6 +117,7 @@ async fn refuses_a_path_that_is_not_a_socket() {
         faults: Faults::default(),
         pause_image: None,
         registry_mirrors: Vec::new(),
+        shim_binary: std::path::PathBuf::from("/nonexistent/cricket"),
     };
     let err = serve(config, async {}).await.expect_err("not a socket");
     assert!(err.to_string().contains("not a socket"), "{err:#}");

@@ -51,6 +51,10 @@ pub fn main(a: Args) -> ExitCode {
         faults,
         pause_image: a.pause_image,
         registry_mirrors: a.registry_mirror,
+        shim_binary: match std::env::current_exe() {
+            Ok(p) => p,
+            Err(e) => return fail_usage(format!("cannot locate the cricket binary: {e}")),
+        },
     };
     let result = rt.block_on(cricket_runtime::serve(config, shutdown_signal()));
     match result {

@@ -82,7 +82,7 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 /// `openat2(dirfd, path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`.
-fn open_in_root(root: RawFd, path: &[u8], flags: libc::c_int) -> io::Result<OwnedFd> {
+pub(crate) fn open_in_root(root: RawFd, path: &[u8], flags: libc::c_int) -> io::Result<OwnedFd> {
     let p = cstr(if path.is_empty() { b"." } else { path })?;
     // SAFETY: open_how is plain data; zeroed is its documented "no options" value.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
@@ -106,7 +106,7 @@ fn open_in_root(root: RawFd, path: &[u8], flags: libc::c_int) -> io::Result<Owne
 }
 
 /// Opens (creating as needed) the directory `components` inside the rootfs.
-fn ensure_dir(root: RawFd, components: &[&[u8]]) -> io::Result<OwnedFd> {
+pub(crate) fn ensure_dir(root: RawFd, components: &[&[u8]]) -> io::Result<OwnedFd> {
     let joined = components.join(&b'/');
     match open_in_root(root, &joined, libc::O_PATH | libc::O_DIRECTORY) {
         Ok(fd) => return Ok(fd),

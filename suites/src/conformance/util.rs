@@ -127,7 +127,7 @@ pub async fn wait_state(
     within: Duration,
 ) -> Result<cri::ContainerStatus, CaseError> {
     let start = Instant::now();
-    let mut pause = Duration::from_millis(5);
+    let mut pause = Duration::from_millis(1);
     loop {
         let st = container_status(cx, id).await?;
         if st.state == state as i32 {
@@ -146,7 +146,7 @@ pub async fn wait_state(
             ));
         }
         tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(100));
+        pause = (pause * 3 / 2).min(Duration::from_millis(25));
     }
 }
 

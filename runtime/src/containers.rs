@@ -1,0 +1,764 @@
+//! Containers: created from an image rootfs (overlay) in a pod's namespaces and cgroup, started
+//! by releasing their start FIFO, stopped with the stop signal then SIGKILL after the grace
+//! period, removed in any state.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cricket_proto::v1 as cri;
+use tokio::io::AsyncReadExt;
+use tonic::Status;
+
+use crate::cgroups::Limits;
+use crate::engine::{Ctr, Engine, internal};
+use crate::shim::spec::{MountKind, MountSpec, Namespaces, Spec};
+use crate::state::{CtrRecord, CtrState, PodState};
+
+pub fn status_of(c: &Ctr) -> cri::ContainerStatus {
+    cri::ContainerStatus {
+        id: c.rec.id.clone(),
+        metadata: c.config.metadata.clone(),
+        state: c.rec.state.cri() as i32,
+        created_at: c.rec.created_at,
+        started_at: c.rec.started_at,
+        finished_at: c.rec.finished_at,
+        exit_code: c.rec.exit_code,
+        image: Some(cri::ImageSpec {
+            image: c.rec.image_name.clone(),
+            ..Default::default()
+        }),
+        image_ref: c.rec.image_id.clone(),
+        reason: c.rec.reason.clone(),
+        message: c.rec.message.clone(),
+        labels: c.config.labels.clone(),
+        annotations: c.config.annotations.clone(),
+        mounts: c
+            .rec
+            .mounts
+            .iter()
+            .map(|(h, ctr, ro)| cri::Mount {
+                container_path: ctr.clone(),
+                host_path: h.clone(),
+                readonly: *ro,
+                ..Default::default()
+            })
+            .collect(),
+        log_path: c.rec.log_path.clone(),
+        resources: c
+            .config
+            .linux
+            .as_ref()
+            .and_then(|l| l.resources.clone())
+            .map(|r| cri::ContainerResources {
+                linux: Some(r),
+                windows: None,
+            }),
+        image_id: c.rec.image_id.clone(),
+        user: Some(cri::ContainerUser {
+            linux: Some(cri::LinuxContainerUser {
+                uid: i64::from(c.rec.uid),
+                gid: i64::from(c.rec.gid),
+                supplemental_groups: c.rec.groups.iter().map(|g| i64::from(*g)).collect(),
+            }),
+        }),
+        stop_signal: 0,
+    }
+}
+
+pub fn container_of(c: &Ctr) -> cri::Container {
+    cri::Container {
+        id: c.rec.id.clone(),
+        pod_sandbox_id: c.rec.pod_id.clone(),
+        metadata: c.config.metadata.clone(),
+        image: Some(cri::ImageSpec {
+            image: c.rec.image_name.clone(),
+            ..Default::default()
+        }),
+        image_ref: c.rec.image_id.clone(),
+        state: c.rec.state.cri() as i32,
+        created_at: c.rec.created_at,
+        labels: c.config.labels.clone(),
+        annotations: c.config.annotations.clone(),
+        image_id: c.rec.image_id.clone(),
+    }
+}
+
+/// Kubernetes' rule: `command` replaces the entrypoint (and then `args` replaces cmd);
+/// `args` alone replaces only cmd.
+pub fn merge_args(
+    command: &[String],
+    args: &[String],
+    entrypoint: &[String],
+    cmd: &[String],
+) -> Vec<String> {
+    if !command.is_empty() {
+        command.iter().chain(args).cloned().collect()
+    } else if !args.is_empty() {
+        entrypoint.iter().chain(args).cloned().collect()
+    } else {
+        entrypoint.iter().chain(cmd).cloned().collect()
+    }
+}
+
+/// Image env, then the request's envs (a key set in both takes the request's value).
+pub fn merge_env(image: &[String], request: &[cri::KeyValue]) -> Vec<String> {
+    let mut out: Vec<String> = image.to_vec();
+    for kv in request {
+        let prefix = format!("{}=", kv.key);
+        out.retain(|e| !e.starts_with(&prefix));
+        out.push(format!("{}={}", kv.key, String::from_utf8_lossy(&kv.value)));
+    }
+    out
+}
+
+fn db(root: &Path, file: &str) -> Vec<Vec<String>> {
+    std::fs::read_to_string(root.join(file))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split(':').map(str::to_string).collect())
+        .collect()
+}
+
+/// Resolves the user a container runs as: security context first, then the image USER, with
+/// names looked up in the image's /etc/passwd and /etc/group; supplementary groups are the
+/// user's /etc/group memberships plus the requested ones.
+pub fn resolve_user(
+    rootfs: &Path,
+    image_user: &str,
+    sc: Option<&cri::LinuxContainerSecurityContext>,
+) -> Result<(u32, u32, Vec<u32>), Status> {
+    let passwd = db(rootfs, "etc/passwd");
+    let group = db(rootfs, "etc/group");
+    let (mut user, mut grp) = match image_user.split_once(':') {
+        Some((u, g)) => (u.to_string(), Some(g.to_string())),
+        None => (image_user.to_string(), None),
+    };
+    if let Some(sc) = sc {
+        if let Some(u) = &sc.run_as_user {
+            user = u.value.to_string();
+        } else if !sc.run_as_username.is_empty() {
+            user = sc.run_as_username.clone();
+        }
+        if let Some(g) = &sc.run_as_group {
+            if sc.run_as_user.is_none() && sc.run_as_username.is_empty() {
+                return Err(Status::invalid_argument(
+                    "run_as_group is set without run_as_user or run_as_username",
+                ));
+            }
+            grp = Some(g.value.to_string());
+        }
+    }
+    let entry = |name: &str| {
+        passwd
+            .iter()
+            .find(|e| {
+                e.first().map(String::as_str) == Some(name)
+                    || e.get(2).map(String::as_str) == Some(name)
+            })
+            .cloned()
+    };
+    let (uid, default_gid, name) = if user.is_empty() {
+        (0, 0, "root".to_string())
+    } else if let Ok(n) = user.parse::<u32>() {
+        let e = entry(&user);
+        (
+            n,
+            e.as_ref().and_then(|e| e.get(3)?.parse().ok()).unwrap_or(0),
+            e.and_then(|e| e.first().cloned()).unwrap_or_default(),
+        )
+    } else {
+        let e = entry(&user).ok_or_else(|| {
+            Status::invalid_argument(format!("user {user:?} is not in the image's /etc/passwd"))
+        })?;
+        (
+            e.get(2).and_then(|v| v.parse().ok()).unwrap_or(0),
+            e.get(3).and_then(|v| v.parse().ok()).unwrap_or(0),
+            user.clone(),
+        )
+    };
+    let gid = match grp {
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => group
+                .iter()
+                .find(|e| e.first() == Some(&g))
+                .and_then(|e| e.get(2)?.parse().ok())
+                .ok_or_else(|| {
+                    Status::invalid_argument(format!(
+                        "group {g:?} is not in the image's /etc/group"
+                    ))
+                })?,
+        },
+        None => default_gid,
+    };
+    let mut groups = vec![gid];
+    if !name.is_empty() {
+        for e in &group {
+            if e.get(3).is_some_and(|m| m.split(',').any(|x| x == name))
+                && let Some(g) = e.get(2).and_then(|v| v.parse().ok())
+            {
+                groups.push(g);
+            }
+        }
+    }
+    if let Some(sc) = sc {
+        groups.extend(
+            sc.supplemental_groups
+                .iter()
+                .filter_map(|g| u32::try_from(*g).ok()),
+        );
+    }
+    groups.sort();
+    groups.dedup();
+    Ok((uid, gid, groups))
+}
+
+pub fn stop_signal_of(name: &str) -> i32 {
+    let n = name.trim().trim_start_matches("SIG");
+    match n {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "TERM" | "" => libc::SIGTERM,
+        "WINCH" => libc::SIGWINCH,
+        "PWR" => libc::SIGPWR,
+        other => other.parse().unwrap_or(libc::SIGTERM),
+    }
+}
+
+fn limits(r: Option<&cri::LinuxContainerResources>) -> Limits {
+    r.map(|r| Limits {
+        cpu_period: r.cpu_period,
+        cpu_quota: r.cpu_quota,
+        cpu_shares: r.cpu_shares,
+        memory_limit: r.memory_limit_in_bytes,
+        memory_swap_limit: r.memory_swap_limit_in_bytes,
+    })
+    .unwrap_or_default()
+}
+
+impl Engine {
+    pub async fn create_container(
+        self: &Arc<Self>,
+        req: cri::CreateContainerRequest,
+    ) -> Result<String, Status> {
+        let config = req
+            .config
+            .ok_or_else(|| Status::invalid_argument("CreateContainerRequest.config is required"))?;
+        let meta = config
+            .metadata
+            .clone()
+            .ok_or_else(|| Status::invalid_argument("ContainerConfig.metadata is required"))?;
+        if meta.name.is_empty() {
+            return Err(Status::invalid_argument(
+                "ContainerConfig.metadata.name is required",
+            ));
+        }
+        let image_name = config
+            .image
+            .as_ref()
+            .map(|i| i.image.clone())
+            .unwrap_or_default();
+        if image_name.is_empty() {
+            return Err(Status::invalid_argument(
+                "ContainerConfig.image.image is required",
+            ));
+        }
+        if req.pod_sandbox_id.is_empty() {
+            return Err(Status::invalid_argument(
+                "CreateContainerRequest.pod_sandbox_id is required",
+            ));
+        }
+        let (pod_rec, pod_cfg) = {
+            let t = self.tables();
+            let pod = t.pods.get(&req.pod_sandbox_id).ok_or_else(|| {
+                Status::not_found(format!("pod sandbox {} not found", req.pod_sandbox_id))
+            })?;
+            if pod.rec.state != PodState::Ready {
+                return Err(Status::failed_precondition(format!(
+                    "pod sandbox {} is not ready",
+                    req.pod_sandbox_id
+                )));
+            }
+            if let Some(other) = t.ctrs.values().find(|c| {
+                c.rec.pod_id == req.pod_sandbox_id && c.config.metadata.as_ref() == Some(&meta)
+            }) {
+                return Err(Status::already_exists(format!(
+                    "a container named {:?} (attempt {}) already exists in pod {}: {}",
+                    meta.name, meta.attempt, req.pod_sandbox_id, other.rec.id
+                )));
+            }
+            (pod.rec.clone(), pod.config.clone())
+        };
+        let image = self.images.find(&image_name).ok_or_else(|| {
+            Status::not_found(format!(
+                "image {image_name:?} is not present: pull it first"
+            ))
+        })?;
+        let lower = self.images.rootfs_path(&image.rootfs);
+        let linux = config.linux.clone().unwrap_or_default();
+        let sc = linux.security_context.as_ref();
+        let (uid, gid, groups) = resolve_user(&lower, &image.config.user, sc)?;
+        let args = merge_args(
+            &config.command,
+            &config.args,
+            &image.config.entrypoint,
+            &image.config.cmd,
+        );
+        if args.is_empty() {
+            return Err(Status::invalid_argument(format!(
+                "no command: neither the request nor image {image_name} gives one"
+            )));
+        }
+        let mut env = merge_env(&image.config.env, &config.envs);
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(
+                0,
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            );
+        }
+        if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+            let host = std::fs::read_to_string(self.pods_dir().join(&pod_rec.id).join("hostname"))
+                .unwrap_or_default();
+            env.push(format!("HOSTNAME={}", host.trim()));
+        }
+        let cwd = if !config.working_dir.is_empty() {
+            config.working_dir.clone()
+        } else if !image.config.working_dir.is_empty() {
+            image.config.working_dir.clone()
+        } else {
+            "/".into()
+        };
+
+        let id = crate::state::new_id();
+        let dir = self.ctrs_dir().join(&id);
+        for d in ["upper", "work", "rootfs"] {
+            std::fs::create_dir_all(dir.join(d))
+                .map_err(internal("creating the container directory"))?;
+        }
+        let pod_dir = self.pods_dir().join(&pod_rec.id);
+        let mut mounts = Engine::base_mounts(!sc.is_some_and(|s| s.privileged));
+        for (file, dest) in [
+            ("hosts", "/etc/hosts"),
+            ("resolv.conf", "/etc/resolv.conf"),
+            ("hostname", "/etc/hostname"),
+        ] {
+            mounts.push(MountSpec {
+                kind: MountKind::Bind,
+                source: pod_dir.join(file),
+                destination: dest.into(),
+                readonly: false,
+                data: String::new(),
+                file: true,
+            });
+        }
+        let mut recorded = Vec::new();
+        for m in &config.mounts {
+            if m.container_path.is_empty() || !m.container_path.starts_with('/') {
+                return Err(Status::invalid_argument(format!(
+                    "mount container_path {:?} must be an absolute path",
+                    m.container_path
+                )));
+            }
+            let src = Path::new(&m.host_path);
+            let meta = std::fs::metadata(src).map_err(|e| {
+                Status::invalid_argument(format!("mount host_path {:?}: {e}", m.host_path))
+            })?;
+            mounts.push(MountSpec {
+                kind: MountKind::Bind,
+                source: src.to_path_buf(),
+                destination: PathBuf::from(&m.container_path),
+                readonly: m.readonly,
+                data: String::new(),
+                file: !meta.is_dir(),
+            });
+            recorded.push((m.host_path.clone(), m.container_path.clone(), m.readonly));
+        }
+        let log_path = if !pod_cfg.log_directory.is_empty() && !config.log_path.is_empty() {
+            Path::new(&pod_cfg.log_directory)
+                .join(&config.log_path)
+                .display()
+                .to_string()
+        } else {
+            String::new()
+        };
+        let pid_mode = sc
+            .and_then(|s| s.namespace_options.as_ref())
+            .map(|o| o.pid)
+            .unwrap_or(cri::NamespaceMode::Pod as i32);
+        let mut join: Vec<PathBuf> = [&pod_rec.netns, &pod_rec.ipcns, &pod_rec.utsns]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        if pid_mode == cri::NamespaceMode::Pod as i32 {
+            join.extend(pod_rec.pidns.clone());
+        }
+        let cg_rel = format!("{}/{}", pod_rec.cgroup, &id[..12]);
+        let cg = self
+            .cgroups
+            .create(&cg_rel)
+            .map_err(internal("creating the container cgroup"))?;
+        cg.apply(&limits(linux.resources.as_ref()))
+            .map_err(|e| Status::invalid_argument(format!("resources: {e}")))?;
+        let fifo = dir.join("start");
+        let c = crate::sys::path_c(&fifo).map_err(internal("fifo path"))?;
+        // SAFETY: creating a FIFO at a path we own.
+        crate::sys::check(unsafe { libc::mkfifo(c.as_ptr(), 0o600) })
+            .map_err(internal("creating the start fifo"))?;
+        let stop_signal = if config.stop_signal != 0 {
+            stop_signal_of(
+                cri::Signal::try_from(config.stop_signal)
+                    .map(|s| s.as_str_name())
+                    .unwrap_or("SIGTERM"),
+            )
+        } else {
+            stop_signal_of(&image.config.stop_signal)
+        };
+        let spec = Spec {
+            id: id.clone(),
+            lower,
+            upper: dir.join("upper"),
+            work: dir.join("work"),
+            rootfs: dir.join("rootfs"),
+            readonly_rootfs: sc.is_some_and(|s| s.readonly_rootfs),
+            join,
+            new_ns: Namespaces {
+                pid: pid_mode == cri::NamespaceMode::Container as i32,
+                ..Namespaces::default()
+            },
+            hostname: None,
+            loopback_up: false,
+            mounts,
+            args,
+            env: env.clone(),
+            cwd: cwd.clone(),
+            uid,
+            gid,
+            groups: groups.clone(),
+            cgroup_procs: cg.procs_files(),
+            oom_events: cg.oom_events(),
+            oom_score_adj: linux
+                .resources
+                .as_ref()
+                .map(|r| r.oom_score_adj)
+                .unwrap_or(0),
+            log_path: (!log_path.is_empty()).then(|| PathBuf::from(&log_path)),
+            start_fifo: Some(fifo),
+            exit_file: dir.join("exit.json"),
+        };
+        let (child, out, pid) = match self.spawn_shim(&dir, &spec).await {
+            Ok(s) => s,
+            Err(e) => {
+                cg.remove();
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        let rec = CtrRecord {
+            id: id.clone(),
+            pod_id: pod_rec.id.clone(),
+            image_id: image.id.clone(),
+            image_name,
+            state: CtrState::Created,
+            created_at: crate::sys::now_ns(),
+            started_at: 0,
+            finished_at: 0,
+            exit_code: 0,
+            reason: String::new(),
+            message: String::new(),
+            pid,
+            shim_pid: child.pid(),
+            log_path,
+            cgroup: cg_rel,
+            env,
+            uid,
+            gid,
+            groups,
+            cwd,
+            stop_signal,
+            mounts: recorded,
+        };
+        crate::state::save_ctr(&dir, &rec, &config).map_err(internal("saving the container"))?;
+        let shim_pid = rec.shim_pid;
+        let ctr = Ctr {
+            rec,
+            config,
+            dir,
+            shim_out: Some(out),
+        };
+        let status = status_of(&ctr);
+        self.tables().ctrs.insert(id.clone(), ctr);
+        self.watch(id.clone(), false, Some(child), shim_pid);
+        self.emit(
+            &id,
+            cri::ContainerEventType::ContainerCreatedEvent,
+            None,
+            Some(status),
+        );
+        Ok(id)
+    }
+
+    pub async fn start_container(self: &Arc<Self>, id: &str) -> Result<(), Status> {
+        let lock = self.lock_for(id);
+        let _g = lock.lock().await;
+        let (dir, out) = {
+            let mut t = self.tables();
+            let c = t
+                .ctrs
+                .get_mut(id)
+                .ok_or_else(|| Status::not_found(format!("container {id} not found")))?;
+            if c.rec.state != CtrState::Created {
+                return Err(Status::failed_precondition(format!(
+                    "container {id} is {:?}, not created",
+                    c.rec.state
+                )));
+            }
+            (c.dir.clone(), c.shim_out.take())
+        };
+        // Opening the read end releases the process blocked opening the write end. Read-write,
+        // so a process that has not reached its open yet is waited for instead of reading EOF.
+        let mut fifo = tokio::net::unix::pipe::OpenOptions::new()
+            .read_write(true)
+            .open_receiver(dir.join("start"))
+            .map_err(internal("opening the start fifo"))?;
+        let mut b = [0u8; 1];
+        let released = tokio::time::timeout(Duration::from_secs(10), fifo.read(&mut b)).await;
+        let _ = std::fs::remove_file(dir.join("start"));
+        if !matches!(released, Ok(Ok(1))) {
+            return Err(Status::failed_precondition(format!(
+                "container {id} could not be started: its process is gone"
+            )));
+        }
+        let outcome = match out {
+            Some(mut out) => crate::engine::read_line(&mut out, Duration::from_secs(10)).await?,
+            None => "started".into(),
+        };
+        let status = {
+            let mut t = self.tables();
+            let Some(c) = t.ctrs.get_mut(id) else {
+                return Err(Status::not_found(format!("container {id} was removed")));
+            };
+            if let Some(msg) = outcome.strip_prefix("exec-error ") {
+                c.rec.message = msg.to_string();
+                c.rec.reason = "StartError".into();
+                let _ = crate::state::save_ctr(&c.dir, &c.rec, &c.config);
+                return Err(Status::failed_precondition(format!(
+                    "starting container {id}: {msg}"
+                )));
+            }
+            if c.rec.state == CtrState::Created {
+                c.rec.state = CtrState::Running;
+            }
+            c.rec.started_at = crate::sys::now_ns();
+            crate::state::save_ctr(&c.dir, &c.rec, &c.config)
+                .map_err(internal("saving the container"))?;
+            status_of(c)
+        };
+        self.emit(
+            id,
+            cri::ContainerEventType::ContainerStartedEvent,
+            None,
+            Some(status),
+        );
+        Ok(())
+    }
+
+    /// Sends the stop signal, waits up to `timeout` seconds, then kills everything left in
+    /// the container's cgroup. Idempotent; an unknown id is not an error.
+    pub async fn stop_container(self: &Arc<Self>, id: &str, timeout: i64) -> Result<(), Status> {
+        let (pid, sig, state, cg) = {
+            let t = self.tables();
+            let Some(c) = t.ctrs.get(id) else {
+                return Ok(());
+            };
+            (
+                c.rec.pid,
+                c.rec.stop_signal,
+                c.rec.state,
+                c.rec.cgroup.clone(),
+            )
+        };
+        if state == CtrState::Exited {
+            return Ok(());
+        }
+        if state == CtrState::Running && timeout > 0 && crate::sys::alive(pid) {
+            // SAFETY: signalling the container's init, a process this runtime started.
+            unsafe { libc::kill(pid, sig) };
+            if self
+                .wait_exited(id, Duration::from_secs(timeout.min(3600) as u64))
+                .await
+            {
+                return Ok(());
+            }
+        }
+        if let Ok(cg) = self.cgroups.create(&cg) {
+            cg.kill_all();
+        }
+        if crate::sys::alive(pid) {
+            crate::pods::unsafe_kill(pid);
+        }
+        if !self.wait_exited(id, Duration::from_secs(10)).await {
+            return Err(Status::deadline_exceeded(format!(
+                "container {id} did not exit after SIGKILL"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn wait_exited(&self, id: &str, within: Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        let mut pause = Duration::from_micros(200);
+        loop {
+            if self
+                .tables()
+                .ctrs
+                .get(id)
+                .is_none_or(|c| c.rec.state == CtrState::Exited)
+            {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    /// Removes a container in any state (a running one is killed first). Idempotent.
+    pub async fn remove_container(self: &Arc<Self>, id: &str) -> Result<(), Status> {
+        if !self.tables().ctrs.contains_key(id) {
+            return Ok(());
+        }
+        self.stop_container(id, 0).await?;
+        let lock = self.lock_for(id);
+        let _g = lock.lock().await;
+        let Some(c) = self.tables().ctrs.remove(id) else {
+            return Ok(());
+        };
+        if let Ok(cg) = self.cgroups.create(&c.rec.cgroup) {
+            cg.remove();
+        }
+        std::fs::remove_dir_all(&c.dir).map_err(internal("removing the container directory"))?;
+        self.forget_lock(id);
+        let status = status_of(&c);
+        self.emit(
+            id,
+            cri::ContainerEventType::ContainerDeletedEvent,
+            None,
+            Some(status),
+        );
+        Ok(())
+    }
+
+    pub fn list_containers(&self, filter: Option<&cri::ContainerFilter>) -> Vec<cri::Container> {
+        let t = self.tables();
+        let mut v: Vec<cri::Container> = t
+            .ctrs
+            .values()
+            .filter(|c| {
+                let Some(f) = filter else { return true };
+                (f.id.is_empty() || c.rec.id.starts_with(&f.id))
+                    && f.state
+                        .as_ref()
+                        .is_none_or(|s| s.state == c.rec.state.cri() as i32)
+                    && (f.pod_sandbox_id.is_empty() || c.rec.pod_id.starts_with(&f.pod_sandbox_id))
+                    && crate::pods::labels_match(&c.config.labels, &f.label_selector)
+            })
+            .map(container_of)
+            .collect();
+        v.sort_by_key(|c| c.created_at);
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn args_follow_kubernetes_rules() {
+        let (ep, cmd) = (s(&["/bin/probe", "echo"]), s(&["from-image"]));
+        assert_eq!(
+            merge_args(&[], &[], &ep, &cmd),
+            s(&["/bin/probe", "echo", "from-image"])
+        );
+        assert_eq!(
+            merge_args(&[], &s(&["a"]), &ep, &cmd),
+            s(&["/bin/probe", "echo", "a"])
+        );
+        assert_eq!(merge_args(&s(&["x"]), &[], &ep, &cmd), s(&["x"]));
+        assert_eq!(
+            merge_args(&s(&["x"]), &s(&["y"]), &ep, &cmd),
+            s(&["x", "y"])
+        );
+    }
+
+    #[test]
+    fn env_request_overrides_image() {
+        let e = merge_env(
+            &s(&["A=1", "B=2"]),
+            &[
+                cri::KeyValue {
+                    key: "B".into(),
+                    value: b"3".to_vec(),
+                },
+                cri::KeyValue {
+                    key: "C".into(),
+                    value: b"4".to_vec(),
+                },
+            ],
+        );
+        assert_eq!(e, s(&["A=1", "B=3", "C=4"]));
+    }
+
+    #[test]
+    fn users_from_image_databases() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("etc")).expect("etc");
+        std::fs::write(
+            dir.path().join("etc/passwd"),
+            "root:x:0:0::/:/x\nwww-data:x:33:33::/:/x\ncricket:x:1000:1000::/:/x\n",
+        )
+        .expect("passwd");
+        std::fs::write(
+            dir.path().join("etc/group"),
+            "root:x:0:\nusers:x:100:\nextra:x:50000:cricket\n",
+        )
+        .expect("group");
+        assert_eq!(
+            resolve_user(dir.path(), "", None).ok(),
+            Some((0, 0, vec![0]))
+        );
+        assert_eq!(
+            resolve_user(dir.path(), "www-data", None).ok(),
+            Some((33, 33, vec![33]))
+        );
+        assert_eq!(
+            resolve_user(dir.path(), "1003:users", None).ok(),
+            Some((1003, 100, vec![100]))
+        );
+        assert_eq!(
+            resolve_user(dir.path(), "1000", None).ok(),
+            Some((1000, 1000, vec![1000, 50000]))
+        );
+        assert!(resolve_user(dir.path(), "nobody-here", None).is_err());
+        let sc = cri::LinuxContainerSecurityContext {
+            run_as_group: Some(cri::Int64Value { value: 5 }),
+            ..Default::default()
+        };
+        assert!(
+            resolve_user(dir.path(), "", Some(&sc)).is_err(),
+            "run_as_group without a user is invalid"
+        );
+    }
+}

@@ -1,0 +1,358 @@
+//! Pod sandboxes: a pause process holding new network, IPC, UTS and PID namespaces (each
+//! optional per NamespaceOption), with loopback up, the pod hostname, `/etc/hosts` and
+//! `/etc/resolv.conf`, in the pod's cgroup.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cricket_proto::v1 as cri;
+use tonic::Status;
+
+use crate::engine::{Engine, Pod, internal};
+use crate::shim::spec::{Namespaces, Spec};
+use crate::state::{CtrState, PodRecord, PodState};
+
+fn ns_mode(config: &cri::PodSandboxConfig) -> (i32, i32, i32) {
+    let o = config
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .and_then(|s| s.namespace_options.as_ref());
+    o.map(|o| (o.network, o.pid, o.ipc)).unwrap_or((0, 0, 0))
+}
+
+const NODE: i32 = cri::NamespaceMode::Node as i32;
+
+pub fn labels_match(labels: &HashMap<String, String>, selector: &HashMap<String, String>) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+impl Engine {
+    /// The pause image reference: the configured one, else the first image that has `/pause`.
+    async fn pause_rootfs(&self) -> Result<(PathBuf, Vec<String>), Status> {
+        let name = self.pause_image.clone().ok_or_else(|| {
+            Status::failed_precondition(
+                "no pause image configured (cricket runtime --pause-image REF)",
+            )
+        })?;
+        let rec = match self.images.find(&name) {
+            Some(r) => r,
+            None => self
+                .puller
+                .pull(&self.images, &name, None)
+                .await
+                .map_err(|e| Status::unavailable(format!("pulling pause image {name}: {e}")))?,
+        };
+        let mut args = rec.config.entrypoint.clone();
+        args.extend(rec.config.cmd.iter().cloned());
+        if args.is_empty() {
+            args.push("/pause".into());
+        }
+        Ok((self.images.rootfs_path(&rec.rootfs), args))
+    }
+
+    pub async fn run_pod(
+        self: &Arc<Self>,
+        req: cri::RunPodSandboxRequest,
+    ) -> Result<String, Status> {
+        let config = req
+            .config
+            .ok_or_else(|| Status::invalid_argument("RunPodSandboxRequest.config is required"))?;
+        let meta = config
+            .metadata
+            .clone()
+            .ok_or_else(|| Status::invalid_argument("PodSandboxConfig.metadata is required"))?;
+        for (field, v) in [
+            ("name", &meta.name),
+            ("namespace", &meta.namespace),
+            ("uid", &meta.uid),
+        ] {
+            if v.is_empty() {
+                return Err(Status::invalid_argument(format!(
+                    "PodSandboxConfig.metadata.{field} is required"
+                )));
+            }
+        }
+        if !req.runtime_handler.is_empty() && req.runtime_handler != "cricket" {
+            return Err(Status::invalid_argument(format!(
+                "unknown runtime handler {:?} (this runtime has \"\" and \"cricket\")",
+                req.runtime_handler
+            )));
+        }
+        {
+            let t = self.tables();
+            if let Some(p) = t
+                .pods
+                .values()
+                .find(|p| p.config.metadata.as_ref() == Some(&meta))
+            {
+                return Err(Status::already_exists(format!(
+                    "a sandbox with name {:?}, namespace {:?}, uid {:?}, attempt {} already exists: {}",
+                    meta.name, meta.namespace, meta.uid, meta.attempt, p.rec.id
+                )));
+            }
+        }
+        let (lower, args) = self.pause_rootfs().await?;
+        let id = crate::state::new_id();
+        let dir = self.pods_dir().join(&id);
+        let pause = dir.join("pause");
+        for d in ["upper", "work", "rootfs"] {
+            std::fs::create_dir_all(pause.join(d))
+                .map_err(internal("creating the pod directory"))?;
+        }
+        let hostname = if config.hostname.is_empty() {
+            meta.name.chars().take(63).collect()
+        } else {
+            config.hostname.clone()
+        };
+        write_etc(&dir, &hostname, config.dns_config.as_ref())
+            .map_err(internal("writing /etc files"))?;
+        let (net, pid, ipc) = ns_mode(&config);
+        let parent = config
+            .linux
+            .as_ref()
+            .map(|l| l.cgroup_parent.trim_matches('/').to_string())
+            .filter(|p| !p.is_empty());
+        let pod_cg = parent.unwrap_or_else(|| format!("cricket/pod-{}", &id[..12]));
+        let cg = self
+            .cgroups
+            .create(&format!("{pod_cg}/pause"))
+            .map_err(internal("creating the pod cgroup"))?;
+        let spec = Spec {
+            id: id.clone(),
+            lower,
+            upper: pause.join("upper"),
+            work: pause.join("work"),
+            rootfs: pause.join("rootfs"),
+            readonly_rootfs: false,
+            join: Vec::new(),
+            new_ns: Namespaces {
+                net: net != NODE,
+                ipc: ipc != NODE,
+                uts: net != NODE,
+                pid: pid != NODE,
+            },
+            hostname: (net != NODE).then_some(hostname),
+            loopback_up: net != NODE,
+            mounts: Vec::new(),
+            args,
+            env: vec!["PATH=/bin:/usr/bin:/sbin:/usr/sbin".into()],
+            cwd: "/".into(),
+            uid: 0,
+            gid: 0,
+            groups: Vec::new(),
+            cgroup_procs: cg.procs_files(),
+            oom_score_adj: -998,
+            oom_events: None,
+            log_path: None,
+            start_fifo: None,
+            exit_file: pause.join("exit.json"),
+        };
+        let spawned = self.spawn_shim(&pause, &spec).await;
+        let (child, mut out, pause_pid) = match spawned {
+            Ok(s) => s,
+            Err(e) => {
+                cg.remove();
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        let started = crate::engine::read_line(&mut out, Duration::from_secs(10))
+            .await
+            .and_then(|l| {
+                if l == "started" {
+                    Ok(())
+                } else {
+                    Err(Status::failed_precondition(format!(
+                        "the pause process did not start: {l}"
+                    )))
+                }
+            });
+        if let Err(e) = started {
+            if crate::sys::alive(pause_pid) {
+                unsafe_kill(pause_pid);
+            }
+            cg.remove();
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        let ns = |kind: &str, own: bool| {
+            own.then(|| PathBuf::from(format!("/proc/{pause_pid}/ns/{kind}")))
+        };
+        let rec = PodRecord {
+            id: id.clone(),
+            created_at: crate::sys::now_ns(),
+            state: PodState::Ready,
+            pause_pid,
+            shim_pid: child.pid(),
+            cgroup: pod_cg,
+            runtime_handler: req.runtime_handler.clone(),
+            netns: ns("net", net != NODE),
+            ipcns: ns("ipc", ipc != NODE),
+            utsns: ns("uts", net != NODE),
+            pidns: ns("pid", pid != NODE),
+        };
+        crate::state::save_pod(&dir, &rec, &config).map_err(internal("saving the pod"))?;
+        let shim_pid = rec.shim_pid;
+        self.tables()
+            .pods
+            .insert(id.clone(), Pod { rec, config, dir });
+        self.watch(id.clone(), true, Some(child), shim_pid);
+        Ok(id)
+    }
+
+    /// Stops every container of the pod, then the pause process. Idempotent.
+    pub async fn stop_pod(self: &Arc<Self>, id: &str) -> Result<(), Status> {
+        let lock = self.lock_for(id);
+        let _g = lock.lock().await;
+        let ctrs: Vec<String> = {
+            let t = self.tables();
+            if !t.pods.contains_key(id) {
+                // api.proto: must not return an error if the resources are already reclaimed.
+                return Ok(());
+            }
+            t.ctrs
+                .values()
+                .filter(|c| c.rec.pod_id == id && c.rec.state != CtrState::Exited)
+                .map(|c| c.rec.id.clone())
+                .collect()
+        };
+        for c in ctrs {
+            self.stop_container(&c, 0).await?;
+        }
+        let (pid, cg) = {
+            let t = self.tables();
+            let Some(p) = t.pods.get(id) else {
+                return Ok(());
+            };
+            (p.rec.pause_pid, p.rec.cgroup.clone())
+        };
+        if crate::sys::alive(pid) {
+            unsafe_kill(pid);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let ready = self
+                .tables()
+                .pods
+                .get(id)
+                .is_some_and(|p| p.rec.state == PodState::Ready);
+            if !ready || std::time::Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        if let Ok(cg) = self.cgroups.create(&format!("{cg}/pause")) {
+            cg.kill_all();
+        }
+        let mut t = self.tables();
+        if let Some(p) = t.pods.get_mut(id) {
+            p.rec.state = PodState::NotReady;
+            crate::state::save_pod(&p.dir, &p.rec, &p.config)
+                .map_err(internal("saving the pod"))?;
+        }
+        Ok(())
+    }
+
+    /// Stops (if needed) and removes the pod and all its containers. Idempotent.
+    pub async fn remove_pod(self: &Arc<Self>, id: &str) -> Result<(), Status> {
+        if !self.tables().pods.contains_key(id) {
+            return Ok(());
+        }
+        self.stop_pod(id).await?;
+        let ctrs: Vec<String> = self
+            .tables()
+            .ctrs
+            .values()
+            .filter(|c| c.rec.pod_id == id)
+            .map(|c| c.rec.id.clone())
+            .collect();
+        for c in ctrs {
+            self.remove_container(&c).await?;
+        }
+        let lock = self.lock_for(id);
+        let _g = lock.lock().await;
+        let Some(pod) = self.tables().pods.remove(id) else {
+            return Ok(());
+        };
+        if let Ok(cg) = self.cgroups.create(&format!("{}/pause", pod.rec.cgroup)) {
+            cg.remove();
+        }
+        if pod.rec.cgroup.starts_with("cricket/")
+            && let Ok(cg) = self.cgroups.create(&pod.rec.cgroup)
+        {
+            cg.remove();
+        }
+        std::fs::remove_dir_all(&pod.dir).map_err(internal("removing the pod directory"))?;
+        self.forget_lock(id);
+        Ok(())
+    }
+
+    pub fn pod_status(&self, pod: &Pod) -> cri::PodSandboxStatus {
+        let (net, pid, ipc) = ns_mode(&pod.config);
+        cri::PodSandboxStatus {
+            id: pod.rec.id.clone(),
+            metadata: pod.config.metadata.clone(),
+            state: match pod.rec.state {
+                PodState::Ready => cri::PodSandboxState::SandboxReady as i32,
+                PodState::NotReady => cri::PodSandboxState::SandboxNotready as i32,
+            },
+            created_at: pod.rec.created_at,
+            network: Some(cri::PodSandboxNetworkStatus {
+                ip: String::new(),
+                additional_ips: Vec::new(),
+            }),
+            linux: Some(cri::LinuxPodSandboxStatus {
+                namespaces: Some(cri::Namespace {
+                    options: Some(cri::NamespaceOption {
+                        network: net,
+                        pid,
+                        ipc,
+                        ..Default::default()
+                    }),
+                }),
+            }),
+            labels: pod.config.labels.clone(),
+            annotations: pod.config.annotations.clone(),
+            runtime_handler: pod.rec.runtime_handler.clone(),
+        }
+    }
+}
+
+/// SIGKILL a process we manage.
+pub fn unsafe_kill(pid: i32) {
+    // SAFETY: kill(2) on a pid this runtime started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
+fn write_etc(
+    dir: &std::path::Path,
+    hostname: &str,
+    dns: Option<&cri::DnsConfig>,
+) -> std::io::Result<()> {
+    std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
+    std::fs::write(
+        dir.join("hosts"),
+        format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+        ),
+    )?;
+    let mut resolv = String::new();
+    match dns {
+        Some(d) if !(d.servers.is_empty() && d.searches.is_empty() && d.options.is_empty()) => {
+            if !d.searches.is_empty() {
+                resolv.push_str(&format!("search {}\n", d.searches.join(" ")));
+            }
+            for s in &d.servers {
+                resolv.push_str(&format!("nameserver {s}\n"));
+            }
+            if !d.options.is_empty() {
+                resolv.push_str(&format!("options {}\n", d.options.join(" ")));
+            }
+        }
+        _ => resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+    }
+    std::fs::write(dir.join("resolv.conf"), resolv)
+}

@@ -1,0 +1,577 @@
+//! RuntimeService: translates CRI calls to the engine and back. Every error carries the code
+//! api.proto implies (NotFound, InvalidArgument, FailedPrecondition, AlreadyExists) and names
+//! the bad value.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use cricket_proto::RuntimeService;
+use cricket_proto::v1::{
+    self as cri, RuntimeCondition, RuntimeStatus, StatusRequest, StatusResponse, VersionRequest,
+    VersionResponse,
+};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use crate::containers::status_of;
+use crate::engine::Engine;
+use crate::fault::Fault;
+use crate::server::Config;
+use crate::state::CtrState;
+use crate::{RUNTIME_NAME, RUNTIME_VERSION};
+
+/// The CRI service. Cheap to clone: every handler shares one engine.
+#[derive(Clone)]
+pub struct Runtime {
+    config: Config,
+    engine: Arc<Engine>,
+}
+
+type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+fn once_stream<T: Send + 'static>(items: Vec<T>) -> Stream_<T> {
+    Box::pin(tokio_stream::iter(items.into_iter().map(Ok)))
+}
+
+fn require_id(id: &str, field: &str) -> Result<(), Status> {
+    if id.is_empty() {
+        Err(Status::invalid_argument(format!("{field} is required")))
+    } else {
+        Ok(())
+    }
+}
+
+impl Runtime {
+    pub fn new(config: Config, engine: Arc<Engine>) -> Self {
+        Self { config, engine }
+    }
+
+    fn fault(&self, f: Fault) -> bool {
+        self.config.faults.has(f)
+    }
+
+    fn conditions(&self) -> Vec<RuntimeCondition> {
+        let mut conditions = vec![
+            RuntimeCondition {
+                r#type: "RuntimeReady".into(),
+                status: true,
+                reason: String::new(),
+                message: String::new(),
+            },
+            RuntimeCondition {
+                r#type: "NetworkReady".into(),
+                status: true,
+                reason: String::new(),
+                // Honest about what "network" means here until CNI support lands.
+                message:
+                    "each pod gets its own network namespace with loopback only (no CNI plugins)"
+                        .into(),
+            },
+        ];
+        if self.fault(Fault::StatusNoNetworkReady) {
+            conditions.retain(|c| c.r#type != "NetworkReady");
+        }
+        if self.fault(Fault::StatusLowercaseReason) {
+            for c in conditions.iter_mut() {
+                c.reason = "not ready yet".into();
+            }
+        }
+        conditions
+    }
+
+    fn list_pods(&self, filter: Option<&cri::PodSandboxFilter>) -> Vec<cri::PodSandbox> {
+        let t = self.engine.tables();
+        let mut v: Vec<cri::PodSandbox> = t
+            .pods
+            .values()
+            .map(|p| (p, self.engine.pod_status(p)))
+            .filter(|(p, st)| {
+                let Some(f) = filter else { return true };
+                (f.id.is_empty() || p.rec.id.starts_with(&f.id))
+                    && f.state.as_ref().is_none_or(|s| s.state == st.state)
+                    && crate::pods::labels_match(&p.config.labels, &f.label_selector)
+            })
+            .map(|(_, st)| cri::PodSandbox {
+                id: st.id,
+                metadata: st.metadata,
+                state: st.state,
+                created_at: st.created_at,
+                labels: st.labels,
+                annotations: st.annotations,
+                runtime_handler: st.runtime_handler,
+            })
+            .collect();
+        v.sort_by_key(|p| p.created_at);
+        v
+    }
+
+    fn container_stats(&self, id: &str) -> Option<cri::ContainerStats> {
+        let t = self.engine.tables();
+        let c = t.ctrs.get(id)?;
+        let u = self
+            .engine
+            .cgroups
+            .create(&c.rec.cgroup)
+            .map(|g| g.usage())
+            .unwrap_or_default();
+        let now = crate::sys::now_ns();
+        let upper = c.dir.join("upper");
+        let (bytes, inodes) = dir_usage(&upper);
+        Some(cri::ContainerStats {
+            attributes: Some(cri::ContainerAttributes {
+                id: c.rec.id.clone(),
+                metadata: c.config.metadata.clone(),
+                labels: c.config.labels.clone(),
+                annotations: c.config.annotations.clone(),
+            }),
+            cpu: Some(cri::CpuUsage {
+                timestamp: now,
+                usage_core_nano_seconds: Some(cri::UInt64Value { value: u.cpu_ns }),
+                usage_nano_cores: None,
+                psi: None,
+            }),
+            memory: Some(cri::MemoryUsage {
+                timestamp: now,
+                working_set_bytes: Some(cri::UInt64Value {
+                    value: u.memory_working_set,
+                }),
+                available_bytes: None,
+                usage_bytes: Some(cri::UInt64Value {
+                    value: u.memory_usage,
+                }),
+                rss_bytes: Some(cri::UInt64Value {
+                    value: u.memory_rss,
+                }),
+                page_faults: Some(cri::UInt64Value {
+                    value: u.page_faults,
+                }),
+                major_page_faults: Some(cri::UInt64Value {
+                    value: u.major_page_faults,
+                }),
+                psi: None,
+            }),
+            writable_layer: Some(cri::FilesystemUsage {
+                timestamp: now,
+                fs_id: Some(cri::FilesystemIdentifier {
+                    mountpoint: upper.display().to_string(),
+                }),
+                used_bytes: Some(cri::UInt64Value { value: bytes }),
+                inodes_used: Some(cri::UInt64Value { value: inodes }),
+            }),
+            swap: None,
+            io: None,
+        })
+    }
+}
+
+fn dir_usage(p: &std::path::Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let mut acc = (0, 0);
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            acc.0 += m.blocks() * 512;
+            acc.1 += 1;
+            if m.is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    acc
+}
+
+#[tonic::async_trait]
+impl RuntimeService for Runtime {
+    async fn version(
+        &self,
+        _request: Request<VersionRequest>,
+    ) -> Result<Response<VersionResponse>, Status> {
+        Ok(Response::new(VersionResponse {
+            // The kubelet runtime API version this server speaks (the value kubelet sends).
+            version: "0.1.0".into(),
+            runtime_name: RUNTIME_NAME.into(),
+            runtime_version: if self.fault(Fault::VersionBadSemver) {
+                format!("{RUNTIME_VERSION}~broken")
+            } else {
+                RUNTIME_VERSION.into()
+            },
+            runtime_api_version: if self.fault(Fault::VersionWrongApi) {
+                "v2".into()
+            } else {
+                cricket_proto::CRI_API_VERSION.into()
+            },
+        }))
+    }
+
+    async fn status(
+        &self,
+        request: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
+        let verbose = request.get_ref().verbose || self.fault(Fault::StatusInfoAlways);
+        let mut info = HashMap::new();
+        if verbose {
+            // api.proto: info "should only be returned non-empty when Verbose is true", values
+            // in JSON.
+            let config = serde_json::json!({
+                "root": self.config.root,
+                "socket": self.config.socket,
+                "criApi": cricket_proto::CRI_API_TAG,
+                "pauseImage": self.config.pause_image,
+                "cgroups": self.engine.cgroups.name(),
+            });
+            info.insert("config".to_string(), config.to_string());
+            if self.fault(Fault::StatusInfoNotJson) {
+                info.insert("plain".to_string(), "OK".to_string());
+            }
+        }
+        Ok(Response::new(StatusResponse {
+            status: Some(RuntimeStatus {
+                conditions: self.conditions(),
+            }),
+            info,
+            runtime_handlers: vec![cri::RuntimeHandler {
+                name: String::new(),
+                features: Some(cri::RuntimeHandlerFeatures::default()),
+            }],
+            features: Some(cri::RuntimeFeatures::default()),
+        }))
+    }
+
+    async fn run_pod_sandbox(
+        &self,
+        request: Request<cri::RunPodSandboxRequest>,
+    ) -> Result<Response<cri::RunPodSandboxResponse>, Status> {
+        let id = self.engine.run_pod(request.into_inner()).await?;
+        Ok(Response::new(cri::RunPodSandboxResponse {
+            pod_sandbox_id: id,
+        }))
+    }
+
+    async fn stop_pod_sandbox(
+        &self,
+        request: Request<cri::StopPodSandboxRequest>,
+    ) -> Result<Response<cri::StopPodSandboxResponse>, Status> {
+        let id = request.into_inner().pod_sandbox_id;
+        require_id(&id, "StopPodSandboxRequest.pod_sandbox_id")?;
+        self.engine.stop_pod(&id).await?;
+        Ok(Response::new(cri::StopPodSandboxResponse {}))
+    }
+
+    async fn remove_pod_sandbox(
+        &self,
+        request: Request<cri::RemovePodSandboxRequest>,
+    ) -> Result<Response<cri::RemovePodSandboxResponse>, Status> {
+        let id = request.into_inner().pod_sandbox_id;
+        require_id(&id, "RemovePodSandboxRequest.pod_sandbox_id")?;
+        self.engine.remove_pod(&id).await?;
+        Ok(Response::new(cri::RemovePodSandboxResponse {}))
+    }
+
+    async fn pod_sandbox_status(
+        &self,
+        request: Request<cri::PodSandboxStatusRequest>,
+    ) -> Result<Response<cri::PodSandboxStatusResponse>, Status> {
+        let req = request.into_inner();
+        require_id(
+            &req.pod_sandbox_id,
+            "PodSandboxStatusRequest.pod_sandbox_id",
+        )?;
+        let t = self.engine.tables();
+        let pod = t.pods.get(&req.pod_sandbox_id).ok_or_else(|| {
+            Status::not_found(format!("pod sandbox {} not found", req.pod_sandbox_id))
+        })?;
+        let status = self.engine.pod_status(pod);
+        let mut info = HashMap::new();
+        if req.verbose {
+            let v = serde_json::json!({ "pid": pod.rec.pause_pid, "cgroup": pod.rec.cgroup, "dir": pod.dir });
+            info.insert("info".to_string(), v.to_string());
+        }
+        let containers_statuses = t
+            .ctrs
+            .values()
+            .filter(|c| c.rec.pod_id == pod.rec.id)
+            .map(status_of)
+            .collect();
+        Ok(Response::new(cri::PodSandboxStatusResponse {
+            status: Some(status),
+            info,
+            containers_statuses,
+            timestamp: crate::sys::now_ns(),
+        }))
+    }
+
+    async fn list_pod_sandbox(
+        &self,
+        request: Request<cri::ListPodSandboxRequest>,
+    ) -> Result<Response<cri::ListPodSandboxResponse>, Status> {
+        let filter = request.into_inner().filter;
+        Ok(Response::new(cri::ListPodSandboxResponse {
+            items: self.list_pods(filter.as_ref()),
+        }))
+    }
+
+    async fn stream_pod_sandboxes(
+        &self,
+        request: Request<cri::StreamPodSandboxesRequest>,
+    ) -> Result<Response<Stream_<cri::StreamPodSandboxesResponse>>, Status> {
+        let filter = request.into_inner().filter;
+        let items = self
+            .list_pods(filter.as_ref())
+            .chunks(100)
+            .map(|c| cri::StreamPodSandboxesResponse {
+                pod_sandboxes: c.to_vec(),
+            })
+            .collect();
+        Ok(Response::new(once_stream(items)))
+    }
+
+    async fn create_container(
+        &self,
+        request: Request<cri::CreateContainerRequest>,
+    ) -> Result<Response<cri::CreateContainerResponse>, Status> {
+        let id = self.engine.create_container(request.into_inner()).await?;
+        Ok(Response::new(cri::CreateContainerResponse {
+            container_id: id,
+        }))
+    }
+
+    async fn start_container(
+        &self,
+        request: Request<cri::StartContainerRequest>,
+    ) -> Result<Response<cri::StartContainerResponse>, Status> {
+        let id = request.into_inner().container_id;
+        require_id(&id, "StartContainerRequest.container_id")?;
+        self.engine.start_container(&id).await?;
+        Ok(Response::new(cri::StartContainerResponse {}))
+    }
+
+    async fn stop_container(
+        &self,
+        request: Request<cri::StopContainerRequest>,
+    ) -> Result<Response<cri::StopContainerResponse>, Status> {
+        let req = request.into_inner();
+        require_id(&req.container_id, "StopContainerRequest.container_id")?;
+        if req.timeout < 0 {
+            return Err(Status::invalid_argument(format!(
+                "StopContainerRequest.timeout {} is negative",
+                req.timeout
+            )));
+        }
+        self.engine
+            .stop_container(&req.container_id, req.timeout)
+            .await?;
+        Ok(Response::new(cri::StopContainerResponse {}))
+    }
+
+    async fn remove_container(
+        &self,
+        request: Request<cri::RemoveContainerRequest>,
+    ) -> Result<Response<cri::RemoveContainerResponse>, Status> {
+        let id = request.into_inner().container_id;
+        require_id(&id, "RemoveContainerRequest.container_id")?;
+        self.engine.remove_container(&id).await?;
+        Ok(Response::new(cri::RemoveContainerResponse {}))
+    }
+
+    async fn list_containers(
+        &self,
+        request: Request<cri::ListContainersRequest>,
+    ) -> Result<Response<cri::ListContainersResponse>, Status> {
+        let filter = request.into_inner().filter;
+        Ok(Response::new(cri::ListContainersResponse {
+            containers: self.engine.list_containers(filter.as_ref()),
+        }))
+    }
+
+    async fn stream_containers(
+        &self,
+        request: Request<cri::StreamContainersRequest>,
+    ) -> Result<Response<Stream_<cri::StreamContainersResponse>>, Status> {
+        let filter = request.into_inner().filter;
+        let items = self
+            .engine
+            .list_containers(filter.as_ref())
+            .chunks(100)
+            .map(|c| cri::StreamContainersResponse {
+                containers: c.to_vec(),
+            })
+            .collect();
+        Ok(Response::new(once_stream(items)))
+    }
+
+    async fn container_status(
+        &self,
+        request: Request<cri::ContainerStatusRequest>,
+    ) -> Result<Response<cri::ContainerStatusResponse>, Status> {
+        let req = request.into_inner();
+        require_id(&req.container_id, "ContainerStatusRequest.container_id")?;
+        let t = self.engine.tables();
+        let c = t.ctrs.get(&req.container_id).ok_or_else(|| {
+            Status::not_found(format!("container {} not found", req.container_id))
+        })?;
+        let mut info = HashMap::new();
+        if req.verbose {
+            let v = serde_json::json!({ "pid": c.rec.pid, "cgroup": c.rec.cgroup, "dir": c.dir, "env": c.rec.env });
+            info.insert("info".to_string(), v.to_string());
+        }
+        Ok(Response::new(cri::ContainerStatusResponse {
+            status: Some(status_of(c)),
+            info,
+        }))
+    }
+
+    async fn update_container_resources(
+        &self,
+        request: Request<cri::UpdateContainerResourcesRequest>,
+    ) -> Result<Response<cri::UpdateContainerResourcesResponse>, Status> {
+        let req = request.into_inner();
+        require_id(
+            &req.container_id,
+            "UpdateContainerResourcesRequest.container_id",
+        )?;
+        let mut t = self.engine.tables();
+        let c = t.ctrs.get_mut(&req.container_id).ok_or_else(|| {
+            Status::not_found(format!("container {} not found", req.container_id))
+        })?;
+        if c.rec.state == CtrState::Exited {
+            return Err(Status::failed_precondition(format!(
+                "container {} has exited",
+                req.container_id
+            )));
+        }
+        if let Some(r) = req.linux {
+            let l = crate::cgroups::Limits {
+                cpu_period: r.cpu_period,
+                cpu_quota: r.cpu_quota,
+                cpu_shares: r.cpu_shares,
+                memory_limit: r.memory_limit_in_bytes,
+                memory_swap_limit: r.memory_swap_limit_in_bytes,
+            };
+            let cg = self
+                .engine
+                .cgroups
+                .create(&c.rec.cgroup)
+                .map_err(|e| Status::internal(format!("cgroup: {e}")))?;
+            cg.apply(&l)
+                .map_err(|e| Status::invalid_argument(format!("resources: {e}")))?;
+            c.config
+                .linux
+                .get_or_insert_with(Default::default)
+                .resources = Some(r);
+            let _ = std::fs::remove_file(c.dir.join("config.pb"));
+            crate::state::save_ctr(&c.dir, &c.rec, &c.config)
+                .map_err(|e| Status::internal(format!("saving: {e}")))?;
+        }
+        Ok(Response::new(cri::UpdateContainerResourcesResponse {}))
+    }
+
+    async fn reopen_container_log(
+        &self,
+        request: Request<cri::ReopenContainerLogRequest>,
+    ) -> Result<Response<cri::ReopenContainerLogResponse>, Status> {
+        let id = request.into_inner().container_id;
+        require_id(&id, "ReopenContainerLogRequest.container_id")?;
+        let t = self.engine.tables();
+        let c = t
+            .ctrs
+            .get(&id)
+            .ok_or_else(|| Status::not_found(format!("container {id} not found")))?;
+        if c.rec.state != CtrState::Running || !crate::sys::alive(c.rec.shim_pid) {
+            return Err(Status::failed_precondition(format!(
+                "container {id} is not running: no log to reopen"
+            )));
+        }
+        // SAFETY: SIGUSR1 asks our shim to reopen the log file.
+        unsafe { libc::kill(c.rec.shim_pid, libc::SIGUSR1) };
+        Ok(Response::new(cri::ReopenContainerLogResponse {}))
+    }
+
+    async fn exec_sync(
+        &self,
+        request: Request<cri::ExecSyncRequest>,
+    ) -> Result<Response<cri::ExecSyncResponse>, Status> {
+        let req = request.into_inner();
+        require_id(&req.container_id, "ExecSyncRequest.container_id")?;
+        Ok(Response::new(self.engine.exec_sync(req).await?))
+    }
+
+    async fn container_stats(
+        &self,
+        request: Request<cri::ContainerStatsRequest>,
+    ) -> Result<Response<cri::ContainerStatsResponse>, Status> {
+        let id = request.into_inner().container_id;
+        require_id(&id, "ContainerStatsRequest.container_id")?;
+        let stats = self
+            .container_stats(&id)
+            .ok_or_else(|| Status::not_found(format!("container {id} not found")))?;
+        Ok(Response::new(cri::ContainerStatsResponse {
+            stats: Some(stats),
+        }))
+    }
+
+    async fn list_container_stats(
+        &self,
+        request: Request<cri::ListContainerStatsRequest>,
+    ) -> Result<Response<cri::ListContainerStatsResponse>, Status> {
+        let f = request.into_inner().filter;
+        let ids: Vec<String> = {
+            let t = self.engine.tables();
+            t.ctrs
+                .values()
+                .filter(|c| c.rec.state != CtrState::Exited)
+                .filter(|c| {
+                    f.as_ref().is_none_or(|f| {
+                        (f.id.is_empty() || c.rec.id.starts_with(&f.id))
+                            && (f.pod_sandbox_id.is_empty()
+                                || c.rec.pod_id.starts_with(&f.pod_sandbox_id))
+                            && crate::pods::labels_match(&c.config.labels, &f.label_selector)
+                    })
+                })
+                .map(|c| c.rec.id.clone())
+                .collect()
+        };
+        let stats = ids
+            .iter()
+            .filter_map(|id| self.container_stats(id))
+            .collect();
+        Ok(Response::new(cri::ListContainerStatsResponse { stats }))
+    }
+
+    async fn runtime_config(
+        &self,
+        _request: Request<cri::RuntimeConfigRequest>,
+    ) -> Result<Response<cri::RuntimeConfigResponse>, Status> {
+        Ok(Response::new(cri::RuntimeConfigResponse {
+            linux: Some(cri::LinuxRuntimeConfiguration {
+                cgroup_driver: cri::CgroupDriver::Cgroupfs as i32,
+            }),
+        }))
+    }
+
+    async fn update_runtime_config(
+        &self,
+        request: Request<cri::UpdateRuntimeConfigRequest>,
+    ) -> Result<Response<cri::UpdateRuntimeConfigResponse>, Status> {
+        // The only runtime config CRI carries is the pod CIDR for network plugins; without CNI
+        // there is nothing to apply, and accepting it is what api.proto asks.
+        let _ = request.into_inner();
+        Ok(Response::new(cri::UpdateRuntimeConfigResponse {}))
+    }
+
+    async fn get_container_events(
+        &self,
+        _request: Request<cri::GetEventsRequest>,
+    ) -> Result<Response<Stream_<cri::ContainerEventResponse>>, Status> {
+        let rx = self.engine.events.subscribe();
+        let stream =
+            tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(|r| r.ok().map(Ok));
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+use tokio_stream::StreamExt as _;

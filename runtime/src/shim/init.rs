@@ -1,0 +1,290 @@
+//! The container's first process, between clone and exec: mounts, root switch, identity, and
+//! the wait for StartContainer. Runs in the freshly cloned child of the single-threaded shim.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use super::spec::{MountKind, MountSpec, Spec};
+use crate::image::unpack::{ensure_dir, open_in_root};
+use crate::sys;
+
+/// Sets up and execs; never returns. Errors are written to `sync` for the shim to report.
+pub fn run(spec: &Spec, go: OwnedFd, sync: OwnedFd, out: OwnedFd, err: OwnedFd) -> ! {
+    let sync_fd = sync.as_raw_fd();
+    let fail = |prefix: &str, e: io::Error| -> ! {
+        let _ = sys::write_all(sync_fd, format!("{prefix} {e}\n").as_bytes());
+        // SAFETY: leaving the child without running the parent's destructors.
+        unsafe { libc::_exit(127) }
+    };
+    // The start FIFO lives in the runtime's state dir, which the new root hides: hold it open
+    // (O_PATH) across the root switch and reopen it for writing through /proc/self/fd.
+    let fifo = match spec.start_fifo.as_ref().map(|f| open_path(f)).transpose() {
+        Ok(f) => f,
+        Err(e) => fail("error", e),
+    };
+    if let Err(e) = setup(spec, go, out, err) {
+        fail("error", e);
+    }
+    let _ = sys::write_all(sync_fd, b"ok\n");
+    if let Some(fd) = &fifo
+        && let Err(e) = wait_start(fd)
+    {
+        fail("exec-error waiting for start:", e);
+    }
+    if let Err(e) = identity(spec) {
+        fail("exec-error", e);
+    }
+    let e = exec(spec);
+    fail("exec-error", e)
+}
+
+fn open_path(p: &Path) -> io::Result<OwnedFd> {
+    let c = sys::path_c(p)?;
+    // SAFETY: an O_PATH descriptor of the FIFO; no I/O happens through it.
+    let fd = sys::check(unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })?;
+    // SAFETY: fresh descriptor we own.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// Blocks until StartContainer opens the FIFO's read end (still as root: the FIFO is the
+/// runtime's, mode 0600).
+fn wait_start(fifo: &OwnedFd) -> io::Result<()> {
+    let via = sys::cstr(format!("/proc/self/fd/{}", fifo.as_raw_fd()))?;
+    // SAFETY: reopening our O_PATH descriptor for writing; blocks until a reader exists.
+    let fd = sys::check(unsafe { libc::open(via.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) })?;
+    let r = sys::write_all(fd, b"1");
+    // SAFETY: closing our descriptor.
+    unsafe { libc::close(fd) };
+    r
+}
+
+/// Drops to the container's user and enters its working directory.
+fn identity(spec: &Spec) -> io::Result<()> {
+    if !spec.cwd.is_empty() {
+        let _ = std::fs::create_dir_all(&spec.cwd);
+    }
+    // SAFETY: plain credential calls with valid arguments.
+    unsafe {
+        sys::check(libc::setgroups(spec.groups.len(), spec.groups.as_ptr()))?;
+        sys::check(libc::setgid(spec.gid))?;
+        sys::check(libc::setuid(spec.uid))?;
+    }
+    if !spec.cwd.is_empty() {
+        std::env::set_current_dir(&spec.cwd)
+            .map_err(|e| io::Error::new(e.kind(), format!("working dir {}: {e}", spec.cwd)))?;
+    }
+    Ok(())
+}
+
+fn setup(spec: &Spec, go: OwnedFd, out: OwnedFd, err: OwnedFd) -> io::Result<()> {
+    // Wait until the shim has placed us in our cgroups.
+    let mut b = [0u8; 1];
+    sys::read_some(go.as_raw_fd(), &mut b)?;
+    drop(go);
+    let devnull = sys::path_c(Path::new("/dev/null"))?;
+    // SAFETY: standard descriptor plumbing in the child.
+    unsafe {
+        let null = sys::check(libc::open(devnull.as_ptr(), libc::O_RDONLY))?;
+        sys::check(libc::dup2(null, 0))?;
+        sys::check(libc::dup2(out.as_raw_fd(), 1))?;
+        sys::check(libc::dup2(err.as_raw_fd(), 2))?;
+        libc::close(null);
+        libc::setsid();
+    }
+    drop(out);
+    drop(err);
+    if spec.loopback_up {
+        sys::loopback_up()?;
+    }
+    if let Some(h) = &spec.hostname {
+        // SAFETY: valid buffer and length.
+        sys::check(unsafe { libc::sethostname(h.as_ptr() as *const libc::c_char, h.len()) })
+            .map_err(|e| io::Error::new(e.kind(), format!("sethostname {h}: {e}")))?;
+    }
+    sys::mount(
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )?;
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        spec.lower.display(),
+        spec.upper.display(),
+        spec.work.display()
+    );
+    sys::mount(
+        Some("overlay"),
+        &spec.rootfs,
+        Some("overlay"),
+        0,
+        Some(&data),
+    )?;
+    for m in &spec.mounts {
+        mount_into(&spec.rootfs, m)?;
+    }
+    sys::pivot_to(&spec.rootfs)?;
+    if spec.readonly_rootfs {
+        sys::mount(
+            None,
+            Path::new("/"),
+            None,
+            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+/// Mounts `m` at its destination inside `root`. The mount point is created and opened with
+/// in-root resolution, and the mount goes through that descriptor, so a symlink in the image
+/// can never redirect a mount onto the host.
+fn mount_into(root: &Path, m: &MountSpec) -> io::Result<()> {
+    let root_fd = std::fs::File::open(root)?;
+    let rel: Vec<&[u8]> = m
+        .destination
+        .as_os_str()
+        .as_bytes()
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .collect();
+    if rel.iter().any(|c| *c == b"..") {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("mount destination {} has '..'", m.destination.display()),
+        ));
+    }
+    let Some((name, parent)) = rel.split_last() else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "mount destination is /",
+        ));
+    };
+    let parent_fd = ensure_dir(root_fd.as_raw_fd(), parent)?;
+    let cname = sys::cstr(name)?;
+    // Create the mount point if missing (a file for file binds).
+    // SAFETY: *at calls relative to a directory descriptor resolved inside the root.
+    unsafe {
+        if m.file {
+            let fd = libc::openat(
+                parent_fd.as_raw_fd(),
+                cname.as_ptr(),
+                libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0o644,
+            );
+            if fd >= 0 {
+                libc::close(fd);
+            }
+        } else {
+            libc::mkdirat(parent_fd.as_raw_fd(), cname.as_ptr(), 0o755);
+        }
+    }
+    let target = open_in_root(root_fd.as_raw_fd(), &rel.join(&b'/'), libc::O_PATH)?;
+    let via = Path::new("/proc/self/fd").join(target.as_raw_fd().to_string());
+    let ro = if m.readonly { libc::MS_RDONLY } else { 0 };
+    let data = (!m.data.is_empty()).then_some(m.data.as_str());
+    match m.kind {
+        MountKind::Bind => {
+            let src = m.source.to_string_lossy();
+            sys::mount(Some(&src), &via, None, libc::MS_BIND | libc::MS_REC, None)?;
+            if m.readonly {
+                sys::mount(
+                    None,
+                    &via,
+                    None,
+                    libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC,
+                    None,
+                )?;
+            }
+        }
+        MountKind::Proc => sys::mount(
+            Some("proc"),
+            &via,
+            Some("proc"),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            None,
+        )?,
+        MountKind::Sysfs => sys::mount(
+            Some("sysfs"),
+            &via,
+            Some("sysfs"),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | ro,
+            None,
+        )?,
+        MountKind::Tmpfs => sys::mount(
+            Some("tmpfs"),
+            &via,
+            Some("tmpfs"),
+            libc::MS_NOSUID | ro,
+            data,
+        )?,
+        MountKind::Devpts => sys::mount(
+            Some("devpts"),
+            &via,
+            Some("devpts"),
+            libc::MS_NOSUID | libc::MS_NOEXEC,
+            data,
+        )?,
+        MountKind::Mqueue => sys::mount(
+            Some("mqueue"),
+            &via,
+            Some("mqueue"),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            None,
+        )?,
+    }
+    Ok(())
+}
+
+/// Resolves `args[0]` on the container's PATH and execs it; returns only on failure.
+fn exec(spec: &Spec) -> io::Error {
+    let Some(prog) = spec.args.first() else {
+        return io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no command to run (neither the request nor the image gives one)",
+        );
+    };
+    let path_var = spec
+        .env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let candidates: Vec<String> = if prog.contains('/') {
+        vec![prog.clone()]
+    } else {
+        path_var
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| format!("{d}/{prog}"))
+            .collect()
+    };
+    let argv: Vec<std::ffi::CString> = match spec.args.iter().map(sys::cstr).collect() {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let envp: Vec<std::ffi::CString> = match spec.env.iter().map(sys::cstr).collect() {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
+    envp_p.push(std::ptr::null());
+    let mut last = io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{prog}: not found on PATH {path_var}"),
+    );
+    for c in candidates {
+        let Ok(cp) = sys::cstr(&c) else { continue };
+        // SAFETY: NUL-terminated argv/envp arrays of valid C strings.
+        unsafe { libc::execve(cp.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::NotFound {
+            last = io::Error::new(e.kind(), format!("exec {c}: {e}"));
+        }
+    }
+    last
+}

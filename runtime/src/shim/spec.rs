@@ -1,0 +1,81 @@
+//! What the runtime asks a shim to run, and what the shim reports back. Written as JSON into
+//! the object's state directory, so a restarted runtime can read both.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Namespaces {
+    pub net: bool,
+    pub ipc: bool,
+    pub uts: bool,
+    pub pid: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MountKind {
+    /// Bind a host path (file or directory).
+    Bind,
+    Proc,
+    Sysfs,
+    Tmpfs,
+    Devpts,
+    Mqueue,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountSpec {
+    pub kind: MountKind,
+    pub source: PathBuf,
+    /// Path inside the container.
+    pub destination: PathBuf,
+    pub readonly: bool,
+    /// Extra mount data (tmpfs size/mode, devpts options).
+    pub data: String,
+    /// Create a file (not a directory) as the mount point.
+    pub file: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spec {
+    pub id: String,
+    /// Image rootfs (overlay lower layer), container upper and work dirs, and the mount point.
+    pub lower: PathBuf,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    pub rootfs: PathBuf,
+    pub readonly_rootfs: bool,
+    /// Namespace files to join before creating the process (`/proc/<pause>/ns/net`, …).
+    pub join: Vec<PathBuf>,
+    /// Namespaces to create (a mount namespace is always created).
+    pub new_ns: Namespaces,
+    pub hostname: Option<String>,
+    pub loopback_up: bool,
+    pub mounts: Vec<MountSpec>,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    /// `cgroup.procs` files the process is placed in before it runs.
+    pub cgroup_procs: Vec<PathBuf>,
+    /// Where the kernel counts OOM kills for this cgroup (v2 `memory.events`, v1
+    /// `memory.oom_control`).
+    pub oom_events: Option<PathBuf>,
+    pub oom_score_adj: i64,
+    pub log_path: Option<PathBuf>,
+    /// A FIFO the process waits on before exec (StartContainer opens it); none = run at once.
+    pub start_fifo: Option<PathBuf>,
+    pub exit_file: PathBuf,
+}
+
+/// How a process ended, written by the shim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exit {
+    pub code: i32,
+    pub signal: Option<i32>,
+    pub finished_at: i64,
+    pub oom_killed: bool,
+}
