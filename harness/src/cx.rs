@@ -24,7 +24,6 @@ pub struct Cx {
     case_id: &'static str,
     target: Arc<TargetInfo>,
     images: Arc<Catalog>,
-    names: AtomicU32,
 }
 
 impl Cx {
@@ -41,7 +40,6 @@ impl Cx {
             case_id,
             target,
             images,
-            names: AtomicU32::new(0),
         }
     }
 
@@ -87,7 +85,9 @@ impl Cx {
     /// A name no other object of this run uses: `<base>-<n>-<run id>`, within the 63-character
     /// limit Kubernetes puts on names.
     pub fn unique_name(&self, base: &str) -> String {
-        let n = self.names.fetch_add(1, Ordering::Relaxed);
+        // One counter for the whole process: cases of one run never collide.
+        static NAMES: AtomicU32 = AtomicU32::new(0);
+        let n = NAMES.fetch_add(1, Ordering::Relaxed);
         let mut name = format!("{base}-{n}-{}", self.run_id);
         name.truncate(63);
         name

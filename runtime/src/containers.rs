@@ -520,6 +520,9 @@ impl Engine {
             }
             (c.dir.clone(), c.shim_out.take())
         };
+        // The process can run (and even finish) as soon as the FIFO opens: take the start time
+        // first so started_at never follows finished_at.
+        let started_at = crate::sys::now_ns();
         // Opening the read end releases the process blocked opening the write end. Read-write,
         // so a process that has not reached its open yet is waited for instead of reading EOF.
         let mut fifo = tokio::net::unix::pipe::OpenOptions::new()
@@ -554,7 +557,7 @@ impl Engine {
             if c.rec.state == CtrState::Created {
                 c.rec.state = CtrState::Running;
             }
-            c.rec.started_at = crate::sys::now_ns();
+            c.rec.started_at = started_at;
             crate::state::save_ctr(&c.dir, &c.rec, &c.config)
                 .map_err(internal("saving the container"))?;
             status_of(c)

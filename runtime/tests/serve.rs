@@ -86,10 +86,16 @@ async fn serves_version_status_and_images_and_stubs_the_rest() {
     assert!(st.info.contains_key("config"));
 
     // Bad input gets InvalidArgument naming the field; RPCs not built yet say Unimplemented.
-    let err = rt.run_pod_sandbox(cri::RunPodSandboxRequest::default()).await.expect_err("no config");
+    let err = rt
+        .run_pod_sandbox(cri::RunPodSandboxRequest::default())
+        .await
+        .expect_err("no config");
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert!(err.message().contains("config"), "{}", err.message());
-    let err = rt.checkpoint_container(cri::CheckpointContainerRequest::default()).await.expect_err("not built");
+    let err = rt
+        .checkpoint_container(cri::CheckpointContainerRequest::default())
+        .await
+        .expect_err("not built");
     assert_eq!(err.code(), tonic::Code::Unimplemented);
     let mut img = ImageServiceClient::new(ch);
     let list = img

@@ -191,6 +191,10 @@ fn mount_into(root: &Path, m: &MountSpec) -> io::Result<()> {
             let src = m.source.to_string_lossy();
             sys::mount(Some(&src), &via, None, libc::MS_BIND | libc::MS_REC, None)?;
             if m.readonly {
+                // The first descriptor names the mount point under the new mount; reopen the
+                // path to reach the bind mount itself, then make it read-only.
+                let mounted = open_in_root(root_fd.as_raw_fd(), &rel.join(&b'/'), libc::O_PATH)?;
+                let via = Path::new("/proc/self/fd").join(mounted.as_raw_fd().to_string());
                 sys::mount(
                     None,
                     &via,

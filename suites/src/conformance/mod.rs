@@ -3,10 +3,33 @@
 
 pub mod container;
 pub mod image;
+pub mod pod;
 pub mod runtime;
 pub mod util;
 
 use cricket_harness::CaseDef;
 
 /// Every area's case table.
-pub const CASES: &[&[CaseDef]] = &[container::CASES, image::CASES, runtime::CASES];
+pub const CASES: &[&[CaseDef]] = &[container::CASES, image::CASES, pod::CASES, runtime::CASES];
+
+/// A conformance case definition in one line per field.
+pub const fn case(
+    id: &'static str,
+    summary: &'static str,
+    reqs: &'static [cricket_harness::Req],
+    tags: &'static [cricket_harness::Tag],
+    needs: &'static [cricket_harness::Need],
+    timeout_secs: u64,
+    run: cricket_harness::CaseFn,
+) -> CaseDef {
+    CaseDef {
+        id,
+        suite: cricket_harness::Suite::Conformance,
+        summary,
+        reqs,
+        tags,
+        needs,
+        timeout: std::time::Duration::from_secs(timeout_secs),
+        run,
+    }
+}

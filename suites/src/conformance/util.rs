@@ -224,3 +224,110 @@ mod tests {
         assert!(parse_log("2026-01-01T00:00:00Z stdin F x\n").is_err());
     }
 }
+
+/// A pod with one probe container created from `command` and started; returns
+/// (pod id, pod config, container id, container config).
+pub async fn pod_with_container(
+    cx: &Cx,
+    image: &str,
+    command: &[&str],
+) -> Result<(String, cri::PodSandboxConfig, String, cri::ContainerConfig), CaseError> {
+    let (pod, pod_cfg) = cx.step("run pod", run_pod(cx, "pod")).await?;
+    let config = container_config(cx, "ctr", image, command);
+    let id = cx
+        .step(
+            "create container",
+            create_container(cx, &pod, &pod_cfg, config.clone()),
+        )
+        .await?;
+    cx.step("start container", start(cx, &id)).await?;
+    Ok((pod, pod_cfg, id, config))
+}
+
+pub async fn start(cx: &Cx, id: &str) -> Result<(), CaseError> {
+    cx.cri()
+        .start_container(cri::StartContainerRequest {
+            container_id: id.to_string(),
+        })
+        .await?;
+    Ok(())
+}
+
+pub async fn stop(cx: &Cx, id: &str, timeout: i64) -> Result<(), CaseError> {
+    cx.cri()
+        .stop_container(cri::StopContainerRequest {
+            container_id: id.to_string(),
+            timeout,
+        })
+        .await?;
+    Ok(())
+}
+
+pub async fn exec(
+    cx: &Cx,
+    id: &str,
+    cmd: &[&str],
+    timeout: i64,
+) -> Result<cri::ExecSyncResponse, CaseError> {
+    Ok(cx
+        .cri()
+        .exec_sync(cri::ExecSyncRequest {
+            container_id: id.to_string(),
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            timeout,
+        })
+        .await?)
+}
+
+pub async fn pod_status(cx: &Cx, id: &str) -> Result<cri::PodSandboxStatus, CaseError> {
+    cx.cri()
+        .pod_sandbox_status(cri::PodSandboxStatusRequest {
+            pod_sandbox_id: id.to_string(),
+            verbose: false,
+        })
+        .await?
+        .status
+        .ok_or_else(|| CaseError::fail(format!("PodSandboxStatus of {id} has no status")))
+}
+
+/// Waits until `path` (a container log) contains `needle`, for at most `within`.
+pub async fn wait_log(path: &Path, needle: &str, within: Duration) -> Result<String, CaseError> {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) {
+            return Ok(text);
+        }
+        if start.elapsed() >= within {
+            return Err(CaseError::mismatch(
+                format!(
+                    "{} did not show {needle:?} within {within:?}",
+                    path.display()
+                ),
+                needle,
+                text,
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Expects a gRPC error; returns its code (a success is a failure of the case).
+pub fn expect_err<T: std::fmt::Debug>(
+    r: Result<T, tonic::Status>,
+    what: &str,
+) -> Result<tonic::Status, CaseError> {
+    match r {
+        Ok(v) => Err(CaseError::mismatch(
+            format!("{what} succeeded"),
+            "an error status",
+            format!("{v:?}"),
+        )),
+        Err(s) => Ok(s),
+    }
+}
+
+/// The image/request strings shared by cases.
+pub fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
