@@ -8,9 +8,13 @@ use cricket_proto::v1::{
     FilesystemIdentifier, FilesystemUsage, Image, ImageFsInfoRequest, ImageFsInfoResponse,
     ImageSpec, ImageStatusRequest, ImageStatusResponse, Int64Value, ListImagesRequest,
     ListImagesResponse, PullImageRequest, PullImageResponse, RemoveImageRequest,
-    RemoveImageResponse, UInt64Value,
+    RemoveImageResponse, StreamImagesRequest, StreamImagesResponse, UInt64Value,
 };
 use tonic::{Request, Response, Status};
+
+type ImageStream = std::pin::Pin<
+    Box<dyn tokio_stream::Stream<Item = Result<StreamImagesResponse, Status>> + Send>,
+>;
 
 use crate::image::pull::{Credentials, PullError, Puller};
 use crate::image::store::{ImageRecord, ImageStore, image_user};
@@ -80,6 +84,28 @@ impl ImageService for Images {
             None => self.store.list().iter().map(to_cri).collect(),
         };
         Ok(Response::new(ListImagesResponse { images }))
+    }
+
+    async fn stream_images(
+        &self,
+        request: Request<StreamImagesRequest>,
+    ) -> Result<Response<ImageStream>, Status> {
+        let filter = request
+            .into_inner()
+            .filter
+            .and_then(|f| f.image)
+            .map(|s| s.image)
+            .filter(|s| !s.is_empty());
+        let images: Vec<Image> = match filter {
+            Some(name) => self.store.find(&name).iter().map(to_cri).collect(),
+            None => self.store.list().iter().map(to_cri).collect(),
+        };
+        // api.proto: each item in exactly one response, then EOF.
+        let batches: Vec<Result<StreamImagesResponse, Status>> = images
+            .chunks(100)
+            .map(|c| Ok(StreamImagesResponse { images: c.to_vec() }))
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(batches))))
     }
 
     async fn image_status(

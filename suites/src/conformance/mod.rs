@@ -2,15 +2,32 @@
 //! enforces in its `req`, and states its tags, needs and timeout.
 
 pub mod container;
+pub mod events;
+pub mod exec;
+pub mod idempotence;
 pub mod image;
+pub mod logs;
 pub mod pod;
 pub mod runtime;
+pub mod stats;
+pub mod streams;
 pub mod util;
 
 use cricket_harness::CaseDef;
 
 /// Every area's case table.
-pub const CASES: &[&[CaseDef]] = &[container::CASES, image::CASES, pod::CASES, runtime::CASES];
+pub const CASES: &[&[CaseDef]] = &[
+    container::CASES,
+    events::CASES,
+    exec::CASES,
+    idempotence::CASES,
+    image::CASES,
+    logs::CASES,
+    pod::CASES,
+    runtime::CASES,
+    stats::CASES,
+    streams::CASES,
+];
 
 /// A conformance case definition in one line per field.
 pub const fn case(

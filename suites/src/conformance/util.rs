@@ -14,14 +14,17 @@ pub fn pod_config(cx: &Cx, name: &str) -> Result<cri::PodSandboxConfig, CaseErro
     let log_dir = cx.scratch()?.join("pod-logs").join(cx.unique_name(name));
     std::fs::create_dir_all(&log_dir)
         .map_err(|e| CaseError::fail(format!("cannot create {}: {e}", log_dir.display())))?;
+    // api.proto: "Hostname could only be empty when the pod network namespace is NODE."
+    let pod_name = cx.unique_name(name);
+    let hostname: String = pod_name.chars().take(63).collect();
     Ok(cri::PodSandboxConfig {
         metadata: Some(cri::PodSandboxMetadata {
-            name: cx.unique_name(name),
+            name: pod_name,
             uid: cx.unique_name("uid"),
             namespace: "cricket".into(),
             attempt: 0,
         }),
-        hostname: String::new(),
+        hostname,
         log_directory: log_dir.display().to_string(),
         labels: cx.labels(),
         linux: Some(cri::LinuxPodSandboxConfig::default()),
@@ -210,21 +213,6 @@ pub fn read_log(path: &Path) -> Result<(Vec<LogLine>, HashMap<String, String>), 
     Ok((lines, by_stream))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_cri_log_lines() {
-        let text = "2026-01-01T00:00:00.000000001Z stdout F hello world\n2026-01-01T00:00:00.1Z stderr P part\n";
-        let lines = parse_log(text).expect("valid");
-        assert_eq!(lines[0].message, "hello world");
-        assert_eq!(lines[1].tag, "P");
-        assert!(parse_log("hello\n").is_err());
-        assert!(parse_log("2026-01-01T00:00:00Z stdin F x\n").is_err());
-    }
-}
-
 /// A pod with one probe container created from `command` and started; returns
 /// (pod id, pod config, container id, container config).
 pub async fn pod_with_container(
@@ -330,4 +318,19 @@ pub fn expect_err<T: std::fmt::Debug>(
 /// The image/request strings shared by cases.
 pub fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| x.to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cri_log_lines() {
+        let text = "2026-01-01T00:00:00.000000001Z stdout F hello world\n2026-01-01T00:00:00.1Z stderr P part\n";
+        let lines = parse_log(text).expect("valid");
+        assert_eq!(lines[0].message, "hello world");
+        assert_eq!(lines[1].tag, "P");
+        assert!(parse_log("hello\n").is_err());
+        assert!(parse_log("2026-01-01T00:00:00Z stdin F x\n").is_err());
+    }
 }

@@ -1,0 +1,98 @@
+//! Area `events`: GetContainerEvents streams each container's lifecycle, in order, to every
+//! subscriber.
+
+use std::time::Duration;
+
+use cricket_harness::{CaseDef, CaseError, Cx, Req, Tag, case_fn, cri, ensure_eq};
+
+use super::{case, util};
+
+const EVENTS: Req = Req {
+    rpc: "GetContainerEvents",
+    rule: "GetContainerEvents gets container events from the CRI runtime",
+};
+
+pub const CASES: &[CaseDef] = &[case(
+    "events.container.lifecycle_order",
+    "two subscribers each see CREATED, STARTED, STOPPED, DELETED for a container, in that order",
+    &[EVENTS],
+    &[Tag::Conformance, Tag::Events, Tag::Streaming],
+    &[],
+    60,
+    case_fn!(lifecycle_order),
+)];
+
+async fn collect(
+    mut s: tonic::Streaming<cri::ContainerEventResponse>,
+    id: String,
+) -> Result<Vec<i32>, CaseError> {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while seen.last() != Some(&(cri::ContainerEventType::ContainerDeletedEvent as i32)) {
+        let next = tokio::time::timeout_at(deadline, s.message()).await;
+        match next {
+            Ok(Ok(Some(ev))) if ev.container_id == id => seen.push(ev.container_event_type),
+            Ok(Ok(Some(_))) => {}
+            Ok(Ok(None)) => return Err(CaseError::fail("the event stream ended")),
+            Ok(Err(st)) => return Err(st.into()),
+            Err(_) => break,
+        }
+    }
+    Ok(seen)
+}
+
+async fn lifecycle_order(cx: &Cx) -> Result<(), CaseError> {
+    let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
+    let (pod, pod_cfg) = cx.step("run pod", util::run_pod(cx, "events")).await?;
+    let a = cx
+        .step("subscribe twice", async {
+            Ok(cx
+                .cri()
+                .get_container_events(cri::GetEventsRequest {})
+                .await?)
+        })
+        .await?;
+    let b = cx
+        .cri()
+        .get_container_events(cri::GetEventsRequest {})
+        .await?;
+    let config = util::container_config(cx, "ev", &image, &["/bin/probe", "sleep", "inf"]);
+    let id = cx
+        .step("create", util::create_container(cx, &pod, &pod_cfg, config))
+        .await?;
+    let (ta, tb) = (
+        tokio::spawn(collect(a, id.clone())),
+        tokio::spawn(collect(b, id.clone())),
+    );
+    cx.step("start", util::start(cx, &id)).await?;
+    cx.step("stop", util::stop(cx, &id, 0)).await?;
+    cx.step("remove", async {
+        Ok(cx
+            .cri()
+            .remove_container(cri::RemoveContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .map(drop)?)
+    })
+    .await?;
+    let want: Vec<&str> = vec![
+        "CONTAINER_CREATED_EVENT",
+        "CONTAINER_STARTED_EVENT",
+        "CONTAINER_STOPPED_EVENT",
+        "CONTAINER_DELETED_EVENT",
+    ];
+    for (name, t) in [("first", ta), ("second", tb)] {
+        let got = t.await.map_err(|e| CaseError::fail(e.to_string()))??;
+        let got: Vec<&str> = got
+            .iter()
+            .map(|e| {
+                cri::ContainerEventType::try_from(*e)
+                    .map(|t| t.as_str_name())
+                    .unwrap_or("?")
+            })
+            .collect();
+        ensure_eq!(want, got, "events seen by the {name} subscriber");
+    }
+    Ok(())
+}

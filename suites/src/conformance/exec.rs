@@ -1,0 +1,302 @@
+//! Area `exec_sync`: commands run inside a running container, synchronously.
+
+use std::time::Duration;
+
+use cricket_harness::{CaseDef, CaseError, Cx, Req, Tag, case_fn, cri, ensure, ensure_eq};
+
+use super::{case, util};
+
+const EXEC: Req = Req {
+    rpc: "ExecSync",
+    rule: "ExecSync runs a command in a container synchronously.",
+};
+const T: &[Tag] = &[Tag::Conformance];
+const WAIT: Duration = Duration::from_secs(30);
+
+pub const CASES: &[CaseDef] = &[
+    case(
+        "exec_sync.output.stdout_exact",
+        "stdout comes back byte for byte; stderr stays empty",
+        &[EXEC],
+        T,
+        &[],
+        60,
+        case_fn!(stdout_exact),
+    ),
+    case(
+        "exec_sync.output.stderr_separate",
+        "stderr is returned apart from stdout",
+        &[EXEC],
+        T,
+        &[],
+        60,
+        case_fn!(stderr_separate),
+    ),
+    case(
+        "exec_sync.exit_code.nonzero",
+        "the command's exit code is returned, not turned into an error",
+        &[EXEC],
+        T,
+        &[],
+        60,
+        case_fn!(exit_codes),
+    ),
+    case(
+        "exec_sync.output.large",
+        "1 MiB of output is returned whole",
+        &[EXEC],
+        T,
+        &[],
+        60,
+        case_fn!(large_output),
+    ),
+    case(
+        "exec_sync.timeout.kills_command",
+        "a command past its timeout is an error, is killed, and the container keeps running",
+        &[
+            EXEC,
+            Req {
+                rpc: "ExecSync",
+                rule: "Timeout in seconds to stop the command. Default: 0 (run forever).",
+            },
+        ],
+        T,
+        &[],
+        60,
+        case_fn!(timeout_kills),
+    ),
+    case(
+        "exec_sync.state.exited_container",
+        "ExecSync in an exited container is an error",
+        &[EXEC],
+        &[Tag::Conformance, Tag::Negative],
+        &[],
+        60,
+        case_fn!(exited_container),
+    ),
+    case(
+        "exec_sync.user.image_user",
+        "the command runs as the image's USER",
+        &[EXEC],
+        &[Tag::Conformance, Tag::Security],
+        &[],
+        60,
+        case_fn!(image_user),
+    ),
+    case(
+        "exec_sync.namespaces.same_pod",
+        "the command sees the container's filesystem and the pod's hostname",
+        &[EXEC],
+        T,
+        &[],
+        60,
+        case_fn!(same_namespaces),
+    ),
+];
+
+async fn running(cx: &Cx, image: &str) -> Result<String, CaseError> {
+    let (_, _, id, _) =
+        util::pod_with_container(cx, image, &["/bin/probe", "sleep", "inf"]).await?;
+    cx.step(
+        "running",
+        util::wait_state(cx, &id, cri::ContainerState::ContainerRunning, WAIT),
+    )
+    .await?;
+    Ok(id)
+}
+
+async fn probe_ctr(cx: &Cx) -> Result<String, CaseError> {
+    let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
+    running(cx, &image).await
+}
+
+async fn stdout_exact(cx: &Cx) -> Result<(), CaseError> {
+    let id = probe_ctr(cx).await?;
+    let r = cx
+        .step(
+            "exec echo -n hello",
+            util::exec(cx, &id, &["/bin/probe", "echo", "-n", "hello"], 10),
+        )
+        .await?;
+    ensure_eq!(
+        (b"hello".to_vec(), Vec::<u8>::new(), 0),
+        (r.stdout, r.stderr, r.exit_code),
+        "(stdout, stderr, exit code)"
+    );
+    Ok(())
+}
+
+async fn stderr_separate(cx: &Cx) -> Result<(), CaseError> {
+    let id = probe_ctr(cx).await?;
+    let r = cx
+        .step(
+            "exec echo --stderr",
+            util::exec(
+                cx,
+                &id,
+                &["/bin/probe", "echo", "--stderr", "to-stderr"],
+                10,
+            ),
+        )
+        .await?;
+    ensure_eq!(
+        (Vec::<u8>::new(), b"to-stderr\n".to_vec()),
+        (r.stdout, r.stderr),
+        "(stdout, stderr)"
+    );
+    Ok(())
+}
+
+async fn exit_codes(cx: &Cx) -> Result<(), CaseError> {
+    let id = probe_ctr(cx).await?;
+    for code in [1, 7, 255] {
+        let r = cx
+            .step(
+                &format!("exec exit {code}"),
+                util::exec(cx, &id, &["/bin/probe", "exit", &code.to_string()], 10),
+            )
+            .await?;
+        ensure_eq!(code, r.exit_code, "exit code of `exit {code}`");
+    }
+    Ok(())
+}
+
+async fn large_output(cx: &Cx) -> Result<(), CaseError> {
+    let id = probe_ctr(cx).await?;
+    let r = cx
+        .step(
+            "exec 64 lines of 16 KiB",
+            util::exec(
+                cx,
+                &id,
+                &["/bin/probe", "log", "--count", "64", "--size", "16383"],
+                30,
+            ),
+        )
+        .await?;
+    ensure_eq!(64 * 16384, r.stdout.len(), "bytes of stdout");
+    ensure!(
+        r.stdout.iter().all(|&b| b == b'x' || b == b'\n'),
+        "stdout corrupted"
+    );
+    Ok(())
+}
+
+async fn timeout_kills(cx: &Cx) -> Result<(), CaseError> {
+    let id = probe_ctr(cx).await?;
+    let started = std::time::Instant::now();
+    cx.step("exec sleep 4321 with timeout 1", async {
+        let r = cx
+            .cri()
+            .exec_sync(cri::ExecSyncRequest {
+                container_id: id.clone(),
+                cmd: util::s(&["/bin/probe", "sleep", "4321"]),
+                timeout: 1,
+            })
+            .await;
+        util::expect_err(r, "ExecSync past its timeout")?;
+        Ok(())
+    })
+    .await?;
+    ensure!(
+        started.elapsed() < Duration::from_secs(20),
+        "ExecSync returned only after {:?}",
+        started.elapsed()
+    );
+    cx.step("the sleep is gone", async {
+        let r = util::exec(cx, &id, &["/bin/probe", "ps"], 10).await?;
+        let ps = String::from_utf8_lossy(&r.stdout).into_owned();
+        let sleeps: Vec<&str> = ps.lines().filter(|l| l.ends_with(" probe")).collect();
+        ensure!(
+            sleeps.len() <= 2,
+            "the timed-out command is still running:\n{ps}"
+        );
+        Ok(())
+    })
+    .await?;
+    cx.step(
+        "the container still runs",
+        util::wait_state(cx, &id, cri::ContainerState::ContainerRunning, WAIT),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn exited_container(cx: &Cx) -> Result<(), CaseError> {
+    let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
+    let (_, _, id, _) = util::pod_with_container(cx, &image, &["/bin/probe", "true"]).await?;
+    cx.step(
+        "exited",
+        util::wait_state(cx, &id, cri::ContainerState::ContainerExited, WAIT),
+    )
+    .await?;
+    cx.step("exec in it", async {
+        let r = cx
+            .cri()
+            .exec_sync(cri::ExecSyncRequest {
+                container_id: id.clone(),
+                cmd: util::s(&["/bin/probe", "true"]),
+                timeout: 5,
+            })
+            .await;
+        util::expect_err(r, "ExecSync in an exited container")?;
+        Ok(())
+    })
+    .await
+}
+
+async fn image_user(cx: &Cx) -> Result<(), CaseError> {
+    let (image, _) = cx
+        .step("pull user-1002", util::pull(cx, "user-1002"))
+        .await?;
+    let id = running(cx, &image).await?;
+    let r = cx
+        .step(
+            "exec id -u",
+            util::exec(cx, &id, &["/bin/probe", "id", "-u"], 10),
+        )
+        .await?;
+    ensure_eq!(
+        "1002\n",
+        String::from_utf8_lossy(&r.stdout),
+        "uid of the exec'd command"
+    );
+    Ok(())
+}
+
+async fn same_namespaces(cx: &Cx) -> Result<(), CaseError> {
+    let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
+    let (pod, pod_cfg) = cx.step("run pod", util::run_pod(cx, "ns")).await?;
+    let config = util::container_config(cx, "ns", &image, &["/bin/probe", "sleep", "inf"]);
+    let id = cx
+        .step("create", util::create_container(cx, &pod, &pod_cfg, config))
+        .await?;
+    cx.step("start", util::start(cx, &id)).await?;
+    cx.step(
+        "running",
+        util::wait_state(cx, &id, cri::ContainerState::ContainerRunning, WAIT),
+    )
+    .await?;
+    let r = cx
+        .step(
+            "exec cat /etc/os-release",
+            util::exec(cx, &id, &["/bin/probe", "cat", "/etc/os-release"], 10),
+        )
+        .await?;
+    ensure!(
+        String::from_utf8_lossy(&r.stdout).contains("cricket probe"),
+        "exec did not see the container's rootfs"
+    );
+    let r = cx
+        .step(
+            "exec hostname",
+            util::exec(cx, &id, &["/bin/probe", "hostname"], 10),
+        )
+        .await?;
+    ensure_eq!(
+        format!("{}\n", pod_cfg.hostname),
+        String::from_utf8_lossy(&r.stdout),
+        "hostname seen by exec"
+    );
+    Ok(())
+}

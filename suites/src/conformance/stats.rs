@@ -1,0 +1,235 @@
+//! Area `stats`: container stats by id and by filter; CPU and memory that really move.
+
+use std::time::{Duration, Instant};
+
+use cricket_harness::{CaseDef, CaseError, Cx, Need, Req, Tag, case_fn, cri, ensure, ensure_eq};
+
+use super::{case, util};
+
+const STATS: Req = Req {
+    rpc: "ContainerStats",
+    rule: "ContainerStats returns stats of the container. If the container does not exist, the call returns an error.",
+};
+const LIST: Req = Req {
+    rpc: "ListContainerStats",
+    rule: "ListContainerStats returns stats of all running containers.",
+};
+const T: &[Tag] = &[Tag::Conformance, Tag::Stats];
+const WAIT: Duration = Duration::from_secs(30);
+
+pub const CASES: &[CaseDef] = &[
+    case(
+        "stats.container.attributes",
+        "ContainerStats names the container and carries CPU and memory samples with timestamps",
+        &[STATS],
+        T,
+        &[Need::Cgroups],
+        60,
+        case_fn!(attributes),
+    ),
+    case(
+        "stats.container.unknown_id",
+        "ContainerStats of an unknown container is an error",
+        &[STATS],
+        &[Tag::Conformance, Tag::Stats, Tag::Negative],
+        &[],
+        30,
+        case_fn!(unknown),
+    ),
+    case(
+        "stats.list.filters",
+        "ListContainerStats filters by id, sandbox and labels",
+        &[LIST],
+        T,
+        &[Need::Cgroups],
+        60,
+        case_fn!(list_filters),
+    ),
+    case(
+        "stats.cpu.grows_under_load",
+        "CPU usage of a spinning container grows, and timestamps advance",
+        &[STATS],
+        T,
+        &[Need::Cgroups],
+        60,
+        case_fn!(cpu_grows),
+    ),
+    case(
+        "stats.memory.grows_with_allocation",
+        "the working set of a container holding 64 MiB is at least 64 MiB",
+        &[STATS],
+        T,
+        &[Need::Cgroups],
+        60,
+        case_fn!(memory_grows),
+    ),
+];
+
+async fn stats(cx: &Cx, id: &str) -> Result<cri::ContainerStats, CaseError> {
+    cx.cri()
+        .container_stats(cri::ContainerStatsRequest {
+            container_id: id.to_string(),
+        })
+        .await?
+        .stats
+        .ok_or_else(|| CaseError::fail("ContainerStatsResponse.stats is empty"))
+}
+
+async fn running(
+    cx: &Cx,
+    cmd: &[&str],
+) -> Result<(String, String, cri::ContainerConfig), CaseError> {
+    let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
+    let (pod, _, id, config) = util::pod_with_container(cx, &image, cmd).await?;
+    cx.step(
+        "running",
+        util::wait_state(cx, &id, cri::ContainerState::ContainerRunning, WAIT),
+    )
+    .await?;
+    Ok((pod, id, config))
+}
+
+fn cpu(s: &cri::ContainerStats) -> (u64, i64) {
+    let c = s.cpu.as_ref();
+    (
+        c.and_then(|c| c.usage_core_nano_seconds.as_ref())
+            .map(|v| v.value)
+            .unwrap_or(0),
+        c.map(|c| c.timestamp).unwrap_or(0),
+    )
+}
+
+async fn attributes(cx: &Cx) -> Result<(), CaseError> {
+    let (_, id, config) = running(cx, &["/bin/probe", "sleep", "inf"]).await?;
+    let s = cx.step("stats", stats(cx, &id)).await?;
+    let a = s
+        .attributes
+        .clone()
+        .ok_or_else(|| CaseError::fail("stats have no attributes"))?;
+    ensure_eq!(id, a.id, "attributes.id");
+    ensure_eq!(config.metadata, a.metadata, "attributes.metadata");
+    ensure!(
+        s.cpu.as_ref().is_some_and(|c| c.timestamp > 0),
+        "cpu sample missing or without timestamp"
+    );
+    ensure!(
+        s.memory.as_ref().is_some_and(|m| m.timestamp > 0),
+        "memory sample missing or without timestamp"
+    );
+    Ok(())
+}
+
+async fn unknown(cx: &Cx) -> Result<(), CaseError> {
+    util::expect_err(
+        cx.cri()
+            .container_stats(cri::ContainerStatsRequest {
+                container_id: "0".repeat(64),
+            })
+            .await,
+        "ContainerStats of an unknown id",
+    )?;
+    Ok(())
+}
+
+async fn list_filters(cx: &Cx) -> Result<(), CaseError> {
+    let (pod, id, _) = running(cx, &["/bin/probe", "sleep", "inf"]).await?;
+    let ids = |f: cri::ContainerStatsFilter| async move {
+        let mut f = f;
+        f.label_selector.extend(cx.labels());
+        let l = cx
+            .cri()
+            .list_container_stats(cri::ListContainerStatsRequest { filter: Some(f) })
+            .await?;
+        Ok::<Vec<String>, CaseError>(
+            l.stats
+                .into_iter()
+                .filter_map(|s| s.attributes.map(|a| a.id))
+                .collect(),
+        )
+    };
+    ensure_eq!(
+        vec![id.clone()],
+        ids(cri::ContainerStatsFilter {
+            id: id.clone(),
+            ..Default::default()
+        })
+        .await?,
+        "filter by id"
+    );
+    ensure_eq!(
+        vec![id.clone()],
+        ids(cri::ContainerStatsFilter {
+            pod_sandbox_id: pod.clone(),
+            ..Default::default()
+        })
+        .await?,
+        "filter by sandbox"
+    );
+    let none =
+        std::collections::HashMap::from([("cricket.test/none".to_string(), "x".to_string())]);
+    ensure_eq!(
+        Vec::<String>::new(),
+        ids(cri::ContainerStatsFilter {
+            label_selector: none,
+            ..Default::default()
+        })
+        .await?,
+        "non-matching label"
+    );
+    let all = cx
+        .cri()
+        .list_container_stats(cri::ListContainerStatsRequest { filter: None })
+        .await?;
+    ensure!(
+        all.stats
+            .iter()
+            .any(|s| s.attributes.as_ref().is_some_and(|a| a.id == id)),
+        "nil filter does not list the running container"
+    );
+    Ok(())
+}
+
+async fn cpu_grows(cx: &Cx) -> Result<(), CaseError> {
+    let (_, id, _) = running(cx, &["/bin/probe", "spin"]).await?;
+    let first = cx.step("first sample", stats(cx, &id)).await?;
+    let (c0, t0) = cpu(&first);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = stats(cx, &id).await?;
+        let (c1, t1) = cpu(&s);
+        if c1 > c0 && t1 > t0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(CaseError::mismatch(
+                "CPU usage of a spinning container did not grow",
+                format!("> {c0} ns after t={t0}"),
+                format!("{c1} ns at t={t1}"),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn memory_grows(cx: &Cx) -> Result<(), CaseError> {
+    let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
+    let (_, pod_cfg, id, config) =
+        util::pod_with_container(cx, &image, &["/bin/probe", "hog", "64"]).await?;
+    cx.step(
+        "allocated",
+        util::wait_log(&util::log_file(&pod_cfg, &config), "allocated 64 MiB", WAIT),
+    )
+    .await?;
+    let s = cx.step("stats", stats(cx, &id)).await?;
+    let ws = s
+        .memory
+        .as_ref()
+        .and_then(|m| m.working_set_bytes.as_ref())
+        .map(|v| v.value)
+        .unwrap_or(0);
+    ensure!(
+        ws >= 64 << 20,
+        "working set is {ws} bytes while the container holds 64 MiB"
+    );
+    Ok(())
+}

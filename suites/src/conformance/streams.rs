@@ -1,0 +1,180 @@
+//! Area `streams`: each `Stream*` list RPC returns exactly the items of its `List*` twin, each
+//! once, then ends. A runtime without the CRIListStreaming feature answers Unimplemented,
+//! which is reported as a skip with that reason.
+
+use std::collections::BTreeSet;
+
+use cricket_harness::{CaseDef, CaseError, Cx, Req, Tag, case_fn, cri, ensure_eq};
+use tonic::Code;
+
+use super::{case, util};
+
+const T: &[Tag] = &[Tag::Conformance, Tag::Streaming];
+
+pub const CASES: &[CaseDef] = &[
+    case(
+        "streams.pod_sandboxes.match_list",
+        "StreamPodSandboxes yields the ListPodSandbox items, each once",
+        &[Req {
+            rpc: "StreamPodSandboxes",
+            rule: "Each item must appear in exactly one response and must not be duplicated across responses in the same stream. The server must close the stream with EOF after all items have been sent.",
+        }],
+        T,
+        &[],
+        60,
+        case_fn!(pods),
+    ),
+    case(
+        "streams.containers.match_list",
+        "StreamContainers yields the ListContainers items, each once",
+        &[Req {
+            rpc: "StreamContainers",
+            rule: "Each item must appear in exactly one response and must not be duplicated across responses in the same stream. The server must close the stream with EOF after all items have been sent.",
+        }],
+        T,
+        &[],
+        60,
+        case_fn!(containers),
+    ),
+    case(
+        "streams.images.match_list",
+        "StreamImages yields the ListImages items, each once",
+        &[Req {
+            rpc: "StreamImages",
+            rule: "Each item must appear in exactly one response and must not be duplicated across responses in the same stream. The server must close the stream with EOF after all items have been sent.",
+        }],
+        T,
+        &[],
+        60,
+        case_fn!(images),
+    ),
+];
+
+fn unimplemented_is_skip(s: tonic::Status, rpc: &str) -> CaseError {
+    if s.code() == Code::Unimplemented {
+        CaseError::skip(format!(
+            "{rpc} answers Unimplemented (CRIListStreaming not supported): {}",
+            s.message()
+        ))
+    } else {
+        s.into()
+    }
+}
+
+async fn drain<T>(mut s: tonic::Streaming<T>) -> Result<Vec<T>, CaseError> {
+    let mut v = Vec::new();
+    while let Some(m) = s.message().await? {
+        v.push(m);
+    }
+    Ok(v)
+}
+
+fn unique(ids: Vec<String>) -> Result<BTreeSet<String>, CaseError> {
+    let n = ids.len();
+    let set: BTreeSet<String> = ids.into_iter().collect();
+    ensure_eq!(n, set.len(), "items in the stream (duplicates?)");
+    Ok(set)
+}
+
+async fn pods(cx: &Cx) -> Result<(), CaseError> {
+    cx.step("run two pods", async {
+        util::run_pod(cx, "s1").await?;
+        util::run_pod(cx, "s2").await?;
+        Ok(())
+    })
+    .await?;
+    let filter = cri::PodSandboxFilter {
+        label_selector: cx.labels(),
+        ..Default::default()
+    };
+    let listed = cx
+        .cri()
+        .list_pod_sandbox(cri::ListPodSandboxRequest {
+            filter: Some(filter.clone()),
+        })
+        .await?;
+    let stream = cx
+        .cri()
+        .stream_pod_sandboxes(cri::StreamPodSandboxesRequest {
+            filter: Some(filter),
+        })
+        .await
+        .map_err(|s| unimplemented_is_skip(s, "StreamPodSandboxes"))?;
+    let streamed: Vec<String> = drain(stream)
+        .await?
+        .into_iter()
+        .flat_map(|m| m.pod_sandboxes)
+        .map(|p| p.id)
+        .collect();
+    let listed: BTreeSet<String> = listed.items.into_iter().map(|p| p.id).collect();
+    ensure_eq!(2, listed.len(), "pods listed");
+    ensure_eq!(listed, unique(streamed)?, "streamed vs listed ids");
+    Ok(())
+}
+
+async fn containers(cx: &Cx) -> Result<(), CaseError> {
+    let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
+    let (pod, pod_cfg) = cx.step("run pod", util::run_pod(cx, "sc")).await?;
+    for n in ["a", "b", "c"] {
+        let c = util::container_config(cx, n, &image, &["/bin/probe", "sleep", "inf"]);
+        cx.step(
+            &format!("create {n}"),
+            util::create_container(cx, &pod, &pod_cfg, c),
+        )
+        .await?;
+    }
+    let filter = cri::ContainerFilter {
+        pod_sandbox_id: pod.clone(),
+        ..Default::default()
+    };
+    let listed = cx
+        .cri()
+        .list_containers(cri::ListContainersRequest {
+            filter: Some(filter.clone()),
+        })
+        .await?;
+    let stream = cx
+        .cri()
+        .stream_containers(cri::StreamContainersRequest {
+            filter: Some(filter),
+        })
+        .await
+        .map_err(|s| unimplemented_is_skip(s, "StreamContainers"))?;
+    let streamed: Vec<String> = drain(stream)
+        .await?
+        .into_iter()
+        .flat_map(|m| m.containers)
+        .map(|c| c.id)
+        .collect();
+    let listed: BTreeSet<String> = listed.containers.into_iter().map(|c| c.id).collect();
+    ensure_eq!(3, listed.len(), "containers listed");
+    ensure_eq!(listed, unique(streamed)?, "streamed vs listed ids");
+    Ok(())
+}
+
+async fn images(cx: &Cx) -> Result<(), CaseError> {
+    cx.step("pull two images", async {
+        util::pull(cx, "probe").await?;
+        util::pull(cx, "distinct-1").await?;
+        Ok(())
+    })
+    .await?;
+    let listed = cx
+        .cri()
+        .list_images(cri::ListImagesRequest { filter: None })
+        .await?;
+    let stream = cx
+        .cri()
+        .stream_images(cri::StreamImagesRequest { filter: None })
+        .await
+        .map_err(|s| unimplemented_is_skip(s, "StreamImages"))?;
+    let streamed: Vec<String> = drain(stream)
+        .await?
+        .into_iter()
+        .flat_map(|m| m.images)
+        .map(|i| i.id)
+        .collect();
+    let listed: BTreeSet<String> = listed.images.into_iter().map(|i| i.id).collect();
+    ensure_eq!(listed, unique(streamed)?, "streamed vs listed image ids");
+    Ok(())
+}
