@@ -106,6 +106,106 @@ impl Runtime {
         v
     }
 
+    fn pod_stats(&self, id: &str) -> Option<cri::PodSandboxStats> {
+        let (attrs, cgroup, ctr_ids) = {
+            let t = self.engine.tables();
+            let p = t.pods.get(id)?;
+            let attrs = cri::PodSandboxAttributes {
+                id: p.rec.id.clone(),
+                metadata: p.config.metadata.clone(),
+                labels: p.config.labels.clone(),
+                annotations: p.config.annotations.clone(),
+            };
+            let ids: Vec<String> = t
+                .ctrs
+                .values()
+                .filter(|c| c.rec.pod_id == id && c.rec.state != CtrState::Exited)
+                .map(|c| c.rec.id.clone())
+                .collect();
+            (attrs, p.rec.cgroup.clone(), ids)
+        };
+        // The pod cgroup holds the pause process and every container: its usage is the pod's.
+        let cg = self.engine.cgroups.create(&cgroup).ok();
+        let u = cg.as_ref().map(|g| g.usage()).unwrap_or_default();
+        let now = crate::sys::now_ns();
+        let containers: Vec<cri::ContainerStats> = ctr_ids
+            .iter()
+            .filter_map(|c| self.container_stats(c))
+            .collect();
+        let procs: u64 = containers.len() as u64 + 1;
+        Some(cri::PodSandboxStats {
+            attributes: Some(attrs),
+            linux: Some(cri::LinuxPodSandboxStats {
+                cpu: Some(cri::CpuUsage {
+                    timestamp: now,
+                    usage_core_nano_seconds: Some(cri::UInt64Value { value: u.cpu_ns }),
+                    usage_nano_cores: None,
+                    psi: None,
+                }),
+                memory: Some(cri::MemoryUsage {
+                    timestamp: now,
+                    working_set_bytes: Some(cri::UInt64Value {
+                        value: u.memory_working_set,
+                    }),
+                    available_bytes: None,
+                    usage_bytes: Some(cri::UInt64Value {
+                        value: u.memory_usage,
+                    }),
+                    rss_bytes: Some(cri::UInt64Value {
+                        value: u.memory_rss,
+                    }),
+                    page_faults: Some(cri::UInt64Value {
+                        value: u.page_faults,
+                    }),
+                    major_page_faults: Some(cri::UInt64Value {
+                        value: u.major_page_faults,
+                    }),
+                    psi: None,
+                }),
+                network: None,
+                process: Some(cri::ProcessUsage {
+                    timestamp: now,
+                    process_count: Some(cri::UInt64Value { value: procs }),
+                }),
+                containers,
+                io: None,
+            }),
+            windows: None,
+        })
+    }
+
+    fn pod_ids(&self, f: Option<&cri::PodSandboxStatsFilter>) -> Vec<String> {
+        let t = self.engine.tables();
+        t.pods
+            .values()
+            .filter(|p| p.rec.state == crate::state::PodState::Ready)
+            .filter(|p| {
+                f.is_none_or(|f| {
+                    (f.id.is_empty() || p.rec.id.starts_with(&f.id))
+                        && crate::pods::labels_match(&p.config.labels, &f.label_selector)
+                })
+            })
+            .map(|p| p.rec.id.clone())
+            .collect()
+    }
+
+    fn ctr_stat_ids(&self, f: Option<&cri::ContainerStatsFilter>) -> Vec<String> {
+        let t = self.engine.tables();
+        t.ctrs
+            .values()
+            .filter(|c| c.rec.state != CtrState::Exited)
+            .filter(|c| {
+                f.is_none_or(|f| {
+                    (f.id.is_empty() || c.rec.id.starts_with(&f.id))
+                        && (f.pod_sandbox_id.is_empty()
+                            || c.rec.pod_id.starts_with(&f.pod_sandbox_id))
+                        && crate::pods::labels_match(&c.config.labels, &f.label_selector)
+                })
+            })
+            .map(|c| c.rec.id.clone())
+            .collect()
+    }
+
     fn container_stats(&self, id: &str) -> Option<cri::ContainerStats> {
         let t = self.engine.tables();
         let c = t.ctrs.get(id)?;
@@ -519,27 +619,112 @@ impl RuntimeService for Runtime {
         request: Request<cri::ListContainerStatsRequest>,
     ) -> Result<Response<cri::ListContainerStatsResponse>, Status> {
         let f = request.into_inner().filter;
-        let ids: Vec<String> = {
-            let t = self.engine.tables();
-            t.ctrs
-                .values()
-                .filter(|c| c.rec.state != CtrState::Exited)
-                .filter(|c| {
-                    f.as_ref().is_none_or(|f| {
-                        (f.id.is_empty() || c.rec.id.starts_with(&f.id))
-                            && (f.pod_sandbox_id.is_empty()
-                                || c.rec.pod_id.starts_with(&f.pod_sandbox_id))
-                            && crate::pods::labels_match(&c.config.labels, &f.label_selector)
-                    })
-                })
-                .map(|c| c.rec.id.clone())
-                .collect()
-        };
-        let stats = ids
+        let stats = self
+            .ctr_stat_ids(f.as_ref())
             .iter()
             .filter_map(|id| self.container_stats(id))
             .collect();
         Ok(Response::new(cri::ListContainerStatsResponse { stats }))
+    }
+
+    async fn stream_container_stats(
+        &self,
+        request: Request<cri::StreamContainerStatsRequest>,
+    ) -> Result<Response<Stream_<cri::StreamContainerStatsResponse>>, Status> {
+        let f = request.into_inner().filter;
+        let stats: Vec<cri::ContainerStats> = self
+            .ctr_stat_ids(f.as_ref())
+            .iter()
+            .filter_map(|id| self.container_stats(id))
+            .collect();
+        let items = stats
+            .chunks(100)
+            .map(|c| cri::StreamContainerStatsResponse {
+                container_stats: c.to_vec(),
+            })
+            .collect();
+        Ok(Response::new(once_stream(items)))
+    }
+
+    async fn pod_sandbox_stats(
+        &self,
+        request: Request<cri::PodSandboxStatsRequest>,
+    ) -> Result<Response<cri::PodSandboxStatsResponse>, Status> {
+        let id = request.into_inner().pod_sandbox_id;
+        require_id(&id, "PodSandboxStatsRequest.pod_sandbox_id")?;
+        let stats = self
+            .pod_stats(&id)
+            .ok_or_else(|| Status::not_found(format!("pod sandbox {id} not found")))?;
+        Ok(Response::new(cri::PodSandboxStatsResponse {
+            stats: Some(stats),
+        }))
+    }
+
+    async fn list_pod_sandbox_stats(
+        &self,
+        request: Request<cri::ListPodSandboxStatsRequest>,
+    ) -> Result<Response<cri::ListPodSandboxStatsResponse>, Status> {
+        let f = request.into_inner().filter;
+        let stats = self
+            .pod_ids(f.as_ref())
+            .iter()
+            .filter_map(|id| self.pod_stats(id))
+            .collect();
+        Ok(Response::new(cri::ListPodSandboxStatsResponse { stats }))
+    }
+
+    async fn stream_pod_sandbox_stats(
+        &self,
+        request: Request<cri::StreamPodSandboxStatsRequest>,
+    ) -> Result<Response<Stream_<cri::StreamPodSandboxStatsResponse>>, Status> {
+        let f = request.into_inner().filter;
+        let stats: Vec<cri::PodSandboxStats> = self
+            .pod_ids(f.as_ref())
+            .iter()
+            .filter_map(|id| self.pod_stats(id))
+            .collect();
+        let items = stats
+            .chunks(100)
+            .map(|c| cri::StreamPodSandboxStatsResponse {
+                pod_sandbox_stats: c.to_vec(),
+            })
+            .collect();
+        Ok(Response::new(once_stream(items)))
+    }
+
+    async fn update_pod_sandbox_resources(
+        &self,
+        request: Request<cri::UpdatePodSandboxResourcesRequest>,
+    ) -> Result<Response<cri::UpdatePodSandboxResourcesResponse>, Status> {
+        let req = request.into_inner();
+        require_id(
+            &req.pod_sandbox_id,
+            "UpdatePodSandboxResourcesRequest.pod_sandbox_id",
+        )?;
+        let cgroup = {
+            let t = self.engine.tables();
+            let p = t.pods.get(&req.pod_sandbox_id).ok_or_else(|| {
+                Status::not_found(format!("pod sandbox {} not found", req.pod_sandbox_id))
+            })?;
+            p.rec.cgroup.clone()
+        };
+        if let Some(r) = req.resources {
+            let l = crate::cgroups::Limits {
+                cpu_period: r.cpu_period,
+                cpu_quota: r.cpu_quota,
+                cpu_shares: r.cpu_shares,
+                memory_limit: r.memory_limit_in_bytes,
+                memory_swap_limit: r.memory_swap_limit_in_bytes,
+            };
+            let cg = self
+                .engine
+                .cgroups
+                .create(&cgroup)
+                .map_err(|e| Status::internal(format!("pod cgroup: {e}")))?;
+            cg.apply(&l)
+                .map_err(|e| Status::invalid_argument(format!("resources: {e}")))?;
+        }
+        Ok(Response::new(cri::UpdatePodSandboxResourcesResponse {}))
     }
 
     async fn runtime_config(
@@ -557,9 +742,19 @@ impl RuntimeService for Runtime {
         &self,
         request: Request<cri::UpdateRuntimeConfigRequest>,
     ) -> Result<Response<cri::UpdateRuntimeConfigResponse>, Status> {
-        // The only runtime config CRI carries is the pod CIDR for network plugins; without CNI
-        // there is nothing to apply, and accepting it is what api.proto asks.
-        let _ = request.into_inner();
+        // The only runtime config CRI carries is the pod CIDR for network plugins. Without CNI
+        // there is nothing to apply, but a malformed CIDR is still refused.
+        let cidr = request
+            .into_inner()
+            .runtime_config
+            .and_then(|c| c.network_config)
+            .map(|n| n.pod_cidr)
+            .unwrap_or_default();
+        if !cidr.is_empty() && !valid_cidr(&cidr) {
+            return Err(Status::invalid_argument(format!(
+                "pod_cidr {cidr:?} is not an IPv4 or IPv6 CIDR"
+            )));
+        }
         Ok(Response::new(cri::UpdateRuntimeConfigResponse {}))
     }
 
@@ -575,3 +770,16 @@ impl RuntimeService for Runtime {
 }
 
 use tokio_stream::StreamExt as _;
+
+fn valid_cidr(s: &str) -> bool {
+    s.split(',').all(|one| {
+        let Some((ip, bits)) = one.trim().split_once('/') else {
+            return false;
+        };
+        match ip.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(_)) => bits.parse::<u8>().is_ok_and(|b| b <= 32),
+            Ok(std::net::IpAddr::V6(_)) => bits.parse::<u8>().is_ok_and(|b| b <= 128),
+            Err(_) => false,
+        }
+    })
+}

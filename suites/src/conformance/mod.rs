@@ -1,15 +1,18 @@
 //! Conformance cases, one file per area. Each case quotes the `api.proto` sentence it
 //! enforces in its `req`, and states its tags, needs and timeout.
 
+pub mod concurrency;
 pub mod container;
 pub mod events;
 pub mod exec;
 pub mod idempotence;
 pub mod image;
 pub mod logs;
+pub mod negative;
 pub mod pod;
 pub mod runtime;
 pub mod stats;
+pub mod streaming;
 pub mod streams;
 pub mod util;
 
@@ -17,16 +20,23 @@ use cricket_harness::CaseDef;
 
 /// Every area's case table.
 pub const CASES: &[&[CaseDef]] = &[
+    concurrency::CASES,
     container::CASES,
     events::CASES,
     exec::CASES,
     idempotence::CASES,
     image::CASES,
     logs::CASES,
+    negative::CASES,
     pod::CASES,
+    pod::RESOURCE_CASES,
     runtime::CASES,
+    runtime::CONFIG_CASES,
     stats::CASES,
+    stats::POD_CASES,
+    streaming::CASES,
     streams::CASES,
+    streams::STATS_CASES,
 ];
 
 /// A conformance case definition in one line per field.

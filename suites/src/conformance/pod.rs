@@ -628,3 +628,85 @@ async fn list_ids(cx: &Cx, mut f: cri::PodSandboxFilter) -> Result<Vec<String>, 
     ids.sort();
     Ok(ids)
 }
+
+pub const RESOURCE_CASES: &[CaseDef] = &[
+    case(
+        "pod.sandbox.update_resources",
+        "UpdatePodSandboxResources on a ready sandbox is accepted (skipped when unimplemented)",
+        &[Req {
+            rpc: "UpdatePodSandboxResources",
+            rule: "UpdatePodSandboxResources synchronously updates the PodSandboxConfig with the pod-level resource configuration.",
+        }],
+        &[Tag::Conformance],
+        &[],
+        60,
+        case_fn!(update_resources),
+    ),
+    case(
+        "container.checkpoint.export",
+        "CheckpointContainer writes a checkpoint archive of a running container (skipped when unimplemented)",
+        &[Req {
+            rpc: "CheckpointContainer",
+            rule: "CheckpointContainer checkpoints a container",
+        }],
+        &[Tag::Conformance],
+        &[],
+        120,
+        case_fn!(checkpoint),
+    ),
+];
+
+async fn update_resources(cx: &Cx) -> Result<(), CaseError> {
+    let (id, _) = cx.step("run pod", util::run_pod(cx, "res")).await?;
+    let res = cri::LinuxContainerResources {
+        cpu_shares: 1024,
+        memory_limit_in_bytes: 512 << 20,
+        ..Default::default()
+    };
+    let r = cx
+        .cri()
+        .update_pod_sandbox_resources(cri::UpdatePodSandboxResourcesRequest {
+            pod_sandbox_id: id,
+            overhead: None,
+            resources: Some(res),
+        })
+        .await;
+    match r {
+        Ok(_) => Ok(()),
+        Err(s) if s.code() == Code::Unimplemented => Err(CaseError::skip(format!(
+            "UpdatePodSandboxResources answers Unimplemented: {}",
+            s.message()
+        ))),
+        Err(s) => Err(s.into()),
+    }
+}
+
+async fn checkpoint(cx: &Cx) -> Result<(), CaseError> {
+    let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
+    let (_, _, id, _) =
+        util::pod_with_container(cx, &image, &["/bin/probe", "sleep", "inf"]).await?;
+    let location = cx.scratch()?.join("checkpoint.tar");
+    let r = cx
+        .cri()
+        .checkpoint_container(cri::CheckpointContainerRequest {
+            container_id: id,
+            location: location.display().to_string(),
+            timeout: 60,
+        })
+        .await;
+    match r {
+        Ok(_) => {
+            ensure!(
+                location.exists(),
+                "CheckpointContainer succeeded but wrote no archive at {}",
+                location.display()
+            );
+            Ok(())
+        }
+        Err(s) if s.code() == Code::Unimplemented => Err(CaseError::skip(format!(
+            "CheckpointContainer answers Unimplemented (optional, needs CRIU): {}",
+            s.message()
+        ))),
+        Err(s) => Err(s.into()),
+    }
+}

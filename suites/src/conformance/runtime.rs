@@ -306,3 +306,207 @@ mod tests {
         assert!(!is_camel_case(""));
     }
 }
+
+const RUNTIME_CONFIG: Req = Req {
+    rpc: "RuntimeConfig",
+    rule: "It is the expectation of the Kubelet that these fields are static for the lifecycle of the Kubelet.",
+};
+const UPDATE_CONFIG: Req = Req {
+    rpc: "UpdateRuntimeConfig",
+    rule: "UpdateRuntimeConfig updates the runtime configuration based on the given request.",
+};
+
+/// Configuration and optional-feature RPCs of the runtime.
+pub const CONFIG_CASES: &[CaseDef] = &[
+    super::case(
+        "runtime.config.cgroup_driver",
+        "RuntimeConfig names a cgroup driver (systemd or cgroupfs) and says the same on every call",
+        &[RUNTIME_CONFIG],
+        &[Tag::Conformance],
+        &[],
+        30,
+        case_fn!(cgroup_driver),
+    ),
+    super::case(
+        "runtime.update_config.pod_cidr",
+        "UpdateRuntimeConfig accepts a pod CIDR",
+        &[UPDATE_CONFIG],
+        &[Tag::Conformance, Tag::Network],
+        &[],
+        30,
+        case_fn!(update_config),
+    ),
+    super::case(
+        "runtime.update_config.bad_cidr",
+        "UpdateRuntimeConfig refuses a pod CIDR that is not one",
+        &[UPDATE_CONFIG],
+        &[Tag::Conformance, Tag::Negative],
+        &[],
+        30,
+        case_fn!(update_config_bad),
+    ),
+    super::case(
+        "runtime.metrics.descriptors_cover_metrics",
+        "every metric ListPodSandboxMetrics returns is described by ListMetricDescriptors (skipped when unimplemented)",
+        &[
+            Req {
+                rpc: "ListMetricDescriptors",
+                rule: "if ListPodSandboxMetrics references a name that is not described in the initial ListMetricDescriptors call, then the metric will not be broadcasted.",
+            },
+            Req {
+                rpc: "ListPodSandboxMetrics",
+                rule: "ListPodSandboxMetrics gets pod sandbox metrics from CRI Runtime",
+            },
+        ],
+        &[Tag::Conformance, Tag::Stats],
+        &[],
+        30,
+        case_fn!(metrics),
+    ),
+    super::case(
+        "runtime.metrics.stream_matches_list",
+        "StreamPodSandboxMetrics yields the ListPodSandboxMetrics items, each once (skipped when unimplemented)",
+        &[Req {
+            rpc: "StreamPodSandboxMetrics",
+            rule: "Each item must appear in exactly one response and must not be duplicated across responses in the same stream.",
+        }],
+        &[Tag::Conformance, Tag::Stats, Tag::Streaming],
+        &[],
+        30,
+        case_fn!(metrics_stream),
+    ),
+];
+
+fn skip_unimplemented(s: tonic::Status, rpc: &str) -> CaseError {
+    if s.code() == Code::Unimplemented {
+        CaseError::skip(format!("{rpc} answers Unimplemented: {}", s.message()))
+    } else {
+        s.into()
+    }
+}
+
+async fn cgroup_driver(cx: &Cx) -> Result<(), CaseError> {
+    let first = cx
+        .step("RuntimeConfig", async {
+            Ok(cx
+                .cri()
+                .runtime_config(cri::RuntimeConfigRequest {})
+                .await?)
+        })
+        .await?;
+    let second = cx
+        .step("RuntimeConfig again", async {
+            Ok(cx
+                .cri()
+                .runtime_config(cri::RuntimeConfigRequest {})
+                .await?)
+        })
+        .await?;
+    let driver = first.linux.as_ref().map(|l| l.cgroup_driver);
+    ensure!(
+        driver
+            .is_some_and(|d| d == cri::CgroupDriver::Systemd as i32
+                || d == cri::CgroupDriver::Cgroupfs as i32),
+        "cgroup driver {driver:?} is neither SYSTEMD nor CGROUPFS"
+    );
+    ensure_eq!(
+        driver,
+        second.linux.map(|l| l.cgroup_driver),
+        "cgroup driver on a second call"
+    );
+    Ok(())
+}
+
+fn cidr_request(cidr: &str) -> cri::UpdateRuntimeConfigRequest {
+    cri::UpdateRuntimeConfigRequest {
+        runtime_config: Some(cri::RuntimeConfig {
+            network_config: Some(cri::NetworkConfig {
+                pod_cidr: cidr.into(),
+            }),
+        }),
+    }
+}
+
+async fn update_config(cx: &Cx) -> Result<(), CaseError> {
+    cx.step("UpdateRuntimeConfig 10.233.0.0/16", async {
+        Ok(cx
+            .cri()
+            .update_runtime_config(cidr_request("10.233.0.0/16"))
+            .await
+            .map(drop)?)
+    })
+    .await
+}
+
+async fn update_config_bad(cx: &Cx) -> Result<(), CaseError> {
+    cx.step("UpdateRuntimeConfig not-a-cidr", async {
+        match cx
+            .cri()
+            .update_runtime_config(cidr_request("not-a-cidr"))
+            .await
+        {
+            Ok(_) => Err(CaseError::mismatch(
+                "a malformed pod CIDR was accepted",
+                "an error status",
+                "OK",
+            )),
+            Err(_) => Ok(()),
+        }
+    })
+    .await
+}
+
+async fn metrics(cx: &Cx) -> Result<(), CaseError> {
+    let descs = cx
+        .cri()
+        .list_metric_descriptors(cri::ListMetricDescriptorsRequest {})
+        .await
+        .map_err(|s| skip_unimplemented(s, "ListMetricDescriptors"))?;
+    let names: std::collections::HashSet<String> =
+        descs.descriptors.into_iter().map(|d| d.name).collect();
+    let metrics = cx
+        .cri()
+        .list_pod_sandbox_metrics(cri::ListPodSandboxMetricsRequest {})
+        .await
+        .map_err(|s| skip_unimplemented(s, "ListPodSandboxMetrics"))?;
+    for pod in metrics.pod_metrics {
+        for m in pod
+            .metrics
+            .iter()
+            .chain(pod.container_metrics.iter().flat_map(|c| c.metrics.iter()))
+        {
+            ensure!(
+                names.contains(&m.name),
+                "metric {:?} has no descriptor",
+                m.name
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn metrics_stream(cx: &Cx) -> Result<(), CaseError> {
+    let listed = cx
+        .cri()
+        .list_pod_sandbox_metrics(cri::ListPodSandboxMetricsRequest {})
+        .await
+        .map_err(|s| skip_unimplemented(s, "ListPodSandboxMetrics"))?;
+    let mut stream = cx
+        .cri()
+        .stream_pod_sandbox_metrics(cri::StreamPodSandboxMetricsRequest {})
+        .await
+        .map_err(|s| skip_unimplemented(s, "StreamPodSandboxMetrics"))?;
+    let mut streamed = Vec::new();
+    while let Some(m) = stream.message().await? {
+        streamed.extend(m.pod_sandbox_metrics.into_iter().map(|p| p.pod_sandbox_id));
+    }
+    let mut listed: Vec<String> = listed
+        .pod_metrics
+        .into_iter()
+        .map(|p| p.pod_sandbox_id)
+        .collect();
+    listed.sort();
+    streamed.sort();
+    ensure_eq!(listed, streamed, "streamed vs listed sandbox ids");
+    Ok(())
+}

@@ -233,3 +233,115 @@ async fn memory_grows(cx: &Cx) -> Result<(), CaseError> {
     );
     Ok(())
 }
+
+const POD_STATS: Req = Req {
+    rpc: "PodSandboxStats",
+    rule: "PodSandboxStats returns stats of the pod sandbox. If the pod sandbox does not exist, the call returns an error.",
+};
+const LIST_POD_STATS: Req = Req {
+    rpc: "ListPodSandboxStats",
+    rule: "ListPodSandboxStats returns stats of the pod sandboxes matching a filter.",
+};
+
+pub const POD_CASES: &[CaseDef] = &[
+    case(
+        "stats.pod.sandbox",
+        "PodSandboxStats names the sandbox and includes its running container",
+        &[POD_STATS],
+        T,
+        &[Need::Cgroups],
+        60,
+        case_fn!(pod_sandbox_stats),
+    ),
+    case(
+        "stats.pod.list_filters",
+        "ListPodSandboxStats filters by id and label selector",
+        &[LIST_POD_STATS],
+        T,
+        &[Need::Cgroups],
+        60,
+        case_fn!(list_pod_stats),
+    ),
+];
+
+async fn pod_sandbox_stats(cx: &Cx) -> Result<(), CaseError> {
+    let (pod, id, _) = running(cx, &["/bin/probe", "sleep", "inf"]).await?;
+    let s = cx
+        .step("pod stats", async {
+            Ok(cx
+                .cri()
+                .pod_sandbox_stats(cri::PodSandboxStatsRequest {
+                    pod_sandbox_id: pod.clone(),
+                })
+                .await?)
+        })
+        .await?
+        .stats
+        .ok_or_else(|| CaseError::fail("PodSandboxStatsResponse.stats is empty"))?;
+    ensure_eq!(
+        Some(pod.clone()),
+        s.attributes.as_ref().map(|a| a.id.clone()),
+        "attributes.id"
+    );
+    let linux = s
+        .linux
+        .ok_or_else(|| CaseError::fail("no linux pod stats"))?;
+    ensure!(
+        linux.cpu.as_ref().is_some_and(|c| c.timestamp > 0),
+        "pod cpu sample missing"
+    );
+    ensure!(
+        linux
+            .containers
+            .iter()
+            .any(|c| c.attributes.as_ref().is_some_and(|a| a.id == id)),
+        "the running container is not among the pod's container stats"
+    );
+    Ok(())
+}
+
+async fn list_pod_stats(cx: &Cx) -> Result<(), CaseError> {
+    let (pod, _, _) = running(cx, &["/bin/probe", "sleep", "inf"]).await?;
+    let ids = |f: cri::PodSandboxStatsFilter| async move {
+        let l = cx
+            .cri()
+            .list_pod_sandbox_stats(cri::ListPodSandboxStatsRequest { filter: Some(f) })
+            .await?;
+        Ok::<Vec<String>, CaseError>(
+            l.stats
+                .into_iter()
+                .filter_map(|s| s.attributes.map(|a| a.id))
+                .collect(),
+        )
+    };
+    ensure_eq!(
+        vec![pod.clone()],
+        ids(cri::PodSandboxStatsFilter {
+            id: pod.clone(),
+            ..Default::default()
+        })
+        .await?,
+        "filter by id"
+    );
+    ensure_eq!(
+        vec![pod.clone()],
+        ids(cri::PodSandboxStatsFilter {
+            label_selector: cx.labels(),
+            ..Default::default()
+        })
+        .await?,
+        "filter by the case's labels"
+    );
+    let none =
+        std::collections::HashMap::from([("cricket.test/none".to_string(), "x".to_string())]);
+    ensure_eq!(
+        Vec::<String>::new(),
+        ids(cri::PodSandboxStatsFilter {
+            label_selector: none,
+            ..Default::default()
+        })
+        .await?,
+        "non-matching label"
+    );
+    Ok(())
+}

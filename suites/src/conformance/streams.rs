@@ -178,3 +178,117 @@ async fn images(cx: &Cx) -> Result<(), CaseError> {
     ensure_eq!(listed, unique(streamed)?, "streamed vs listed image ids");
     Ok(())
 }
+
+pub const STATS_CASES: &[CaseDef] = &[
+    case(
+        "streams.container_stats.match_list",
+        "StreamContainerStats yields the ListContainerStats items, each once",
+        &[Req {
+            rpc: "StreamContainerStats",
+            rule: "Each item must appear in exactly one response and must not be duplicated across responses in the same stream.",
+        }],
+        T,
+        &[],
+        60,
+        case_fn!(container_stats),
+    ),
+    case(
+        "streams.pod_sandbox_stats.match_list",
+        "StreamPodSandboxStats yields the ListPodSandboxStats items, each once",
+        &[Req {
+            rpc: "StreamPodSandboxStats",
+            rule: "Each item must appear in exactly one response and must not be duplicated across responses in the same stream.",
+        }],
+        T,
+        &[],
+        60,
+        case_fn!(pod_sandbox_stats),
+    ),
+];
+
+async fn running_pod(cx: &Cx) -> Result<String, CaseError> {
+    let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
+    let (pod, _, id, _) =
+        util::pod_with_container(cx, &image, &["/bin/probe", "sleep", "inf"]).await?;
+    cx.step(
+        "running",
+        util::wait_state(
+            cx,
+            &id,
+            cri::ContainerState::ContainerRunning,
+            std::time::Duration::from_secs(30),
+        ),
+    )
+    .await?;
+    Ok(pod)
+}
+
+async fn container_stats(cx: &Cx) -> Result<(), CaseError> {
+    let pod = running_pod(cx).await?;
+    let filter = cri::ContainerStatsFilter {
+        pod_sandbox_id: pod.clone(),
+        ..Default::default()
+    };
+    let listed = cx
+        .cri()
+        .list_container_stats(cri::ListContainerStatsRequest {
+            filter: Some(filter.clone()),
+        })
+        .await?;
+    let stream = cx
+        .cri()
+        .stream_container_stats(cri::StreamContainerStatsRequest {
+            filter: Some(filter),
+        })
+        .await
+        .map_err(|s| unimplemented_is_skip(s, "StreamContainerStats"))?;
+    let streamed: Vec<String> = drain(stream)
+        .await?
+        .into_iter()
+        .flat_map(|m| m.container_stats)
+        .filter_map(|s| s.attributes.map(|a| a.id))
+        .collect();
+    let listed: BTreeSet<String> = listed
+        .stats
+        .into_iter()
+        .filter_map(|s| s.attributes.map(|a| a.id))
+        .collect();
+    ensure_eq!(1, listed.len(), "container stats listed");
+    ensure_eq!(listed, unique(streamed)?, "streamed vs listed ids");
+    Ok(())
+}
+
+async fn pod_sandbox_stats(cx: &Cx) -> Result<(), CaseError> {
+    let pod = running_pod(cx).await?;
+    let filter = cri::PodSandboxStatsFilter {
+        id: pod.clone(),
+        ..Default::default()
+    };
+    let listed = cx
+        .cri()
+        .list_pod_sandbox_stats(cri::ListPodSandboxStatsRequest {
+            filter: Some(filter.clone()),
+        })
+        .await?;
+    let stream = cx
+        .cri()
+        .stream_pod_sandbox_stats(cri::StreamPodSandboxStatsRequest {
+            filter: Some(filter),
+        })
+        .await
+        .map_err(|s| unimplemented_is_skip(s, "StreamPodSandboxStats"))?;
+    let streamed: Vec<String> = drain(stream)
+        .await?
+        .into_iter()
+        .flat_map(|m| m.pod_sandbox_stats)
+        .filter_map(|s| s.attributes.map(|a| a.id))
+        .collect();
+    let listed: BTreeSet<String> = listed
+        .stats
+        .into_iter()
+        .filter_map(|s| s.attributes.map(|a| a.id))
+        .collect();
+    ensure_eq!(1, listed.len(), "pod stats listed");
+    ensure_eq!(listed, unique(streamed)?, "streamed vs listed ids");
+    Ok(())
+}
