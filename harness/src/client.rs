@@ -128,6 +128,14 @@ impl CriClient {
             tokio::time::timeout(self.deadline + Duration::from_millis(250), call(request)).await;
         let elapsed = start.elapsed();
         let result = match answer {
+            // tonic reports its own expiry of the request deadline as Cancelled("Timeout
+            // expired"); gRPC calls that DEADLINE_EXCEEDED, which is what cases check.
+            Ok(Err(s)) if s.code() == Code::Cancelled && s.message() == "Timeout expired" => {
+                Err(Status::deadline_exceeded(format!(
+                    "{method}: deadline of {:?} exceeded",
+                    self.deadline
+                )))
+            }
             Ok(r) => r.map(tonic::Response::into_inner),
             Err(_) => Err(Status::deadline_exceeded(format!(
                 "{method}: no answer within the {:?} deadline",

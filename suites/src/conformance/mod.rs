@@ -26,6 +26,7 @@ pub const CASES: &[&[CaseDef]] = &[
     exec::CASES,
     idempotence::CASES,
     image::CASES,
+    image::MORE_CASES,
     logs::CASES,
     negative::CASES,
     pod::CASES,

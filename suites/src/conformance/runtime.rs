@@ -269,44 +269,6 @@ async fn unknown_method(cx: &Cx) -> Result<(), CaseError> {
     .await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn semver_leniency() {
-        for ok in [
-            "1.6.20",
-            "v1",
-            "0.1.0",
-            "1.2.3-rc.1",
-            "1.2.3+meta",
-            "v1.30.0-beta.0",
-        ] {
-            assert!(semver_compatible(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            "v",
-            "1.6.20~ds1",
-            "1..2",
-            "one",
-            "1.2.3.4",
-            "1.2.3-",
-            "1.2.3 ",
-        ] {
-            assert!(!semver_compatible(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn camel_case() {
-        assert!(is_camel_case("NetworkPluginNotReady"));
-        assert!(!is_camel_case("network not ready"));
-        assert!(!is_camel_case(""));
-    }
-}
-
 const RUNTIME_CONFIG: Req = Req {
     rpc: "RuntimeConfig",
     rule: "It is the expectation of the Kubelet that these fields are static for the lifecycle of the Kubelet.",
@@ -509,4 +471,42 @@ async fn metrics_stream(cx: &Cx) -> Result<(), CaseError> {
     streamed.sort();
     ensure_eq!(listed, streamed, "streamed vs listed sandbox ids");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn semver_leniency() {
+        for ok in [
+            "1.6.20",
+            "v1",
+            "0.1.0",
+            "1.2.3-rc.1",
+            "1.2.3+meta",
+            "v1.30.0-beta.0",
+        ] {
+            assert!(semver_compatible(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "v",
+            "1.6.20~ds1",
+            "1..2",
+            "one",
+            "1.2.3.4",
+            "1.2.3-",
+            "1.2.3 ",
+        ] {
+            assert!(!semver_compatible(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn camel_case() {
+        assert!(is_camel_case("NetworkPluginNotReady"));
+        assert!(!is_camel_case("network not ready"));
+        assert!(!is_camel_case(""));
+    }
 }
