@@ -6,6 +6,8 @@ use cricket_harness::{CaseDef, CaseError, Cx, Req, Tag, case_fn, cri};
 use super::{case, util};
 
 const T: &[Tag] = &[Tag::Conformance, Tag::Idempotence];
+/// Unknown ids are negative paths too.
+const TN: &[Tag] = &[Tag::Conformance, Tag::Idempotence, Tag::Negative];
 const STOP_POD: Req = Req {
     rpc: "StopPodSandbox",
     rule: "This call is idempotent, and must not return an error if all relevant resources have already been reclaimed.",
@@ -32,7 +34,7 @@ pub const CASES: &[CaseDef] = &[
         "idempotence.pod.stop_unknown",
         "StopPodSandbox of an id that never existed succeeds",
         &[STOP_POD],
-        T,
+        TN,
         &[],
         30,
         case_fn!(stop_pod_unknown),
@@ -50,7 +52,7 @@ pub const CASES: &[CaseDef] = &[
         "idempotence.pod.remove_unknown",
         "RemovePodSandbox of an id that never existed succeeds",
         &[REMOVE_POD],
-        T,
+        TN,
         &[],
         30,
         case_fn!(remove_pod_unknown),
@@ -68,7 +70,7 @@ pub const CASES: &[CaseDef] = &[
         "idempotence.container.stop_unknown",
         "StopContainer of an id that never existed succeeds",
         &[STOP_CTR],
-        T,
+        TN,
         &[],
         30,
         case_fn!(stop_ctr_unknown),
@@ -86,7 +88,7 @@ pub const CASES: &[CaseDef] = &[
         "idempotence.container.remove_unknown",
         "RemoveContainer of an id that never existed succeeds",
         &[REMOVE_CTR],
-        T,
+        TN,
         &[],
         30,
         case_fn!(remove_ctr_unknown),
@@ -104,7 +106,7 @@ pub const CASES: &[CaseDef] = &[
         "idempotence.image.remove_unknown",
         "RemoveImage of an image never pulled succeeds",
         &[REMOVE_IMAGE],
-        T,
+        TN,
         &[],
         30,
         case_fn!(remove_image_unknown),

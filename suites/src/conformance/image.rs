@@ -544,7 +544,7 @@ async fn by_digest(cx: &Cx) -> Result<(), CaseError> {
     let (reference, _) = cx
         .step(
             "pull by tag to learn the digest",
-            util::pull(cx, "distinct-2"),
+            util::pull(cx, "removable-1"),
         )
         .await?;
     let img = image_status(cx, &reference)
@@ -712,25 +712,25 @@ async fn three_images(cx: &Cx) -> Result<(), CaseError> {
 }
 
 async fn remove_by_tag(cx: &Cx) -> Result<(), CaseError> {
-    let repo = repo_of(&cx.image("tagged")?);
-    for t in ["a", "b", "c"] {
+    let repo = repo_of(&cx.image("tagged-removable")?);
+    for t in ["x", "y", "z"] {
         cx.step(&format!("pull :{t}"), pull_ref(cx, &format!("{repo}:{t}")))
             .await?;
     }
-    cx.step("remove :a", remove_ref(cx, &format!("{repo}:a")))
+    cx.step("remove :x", remove_ref(cx, &format!("{repo}:x")))
         .await?;
-    for t in ["a", "b", "c"] {
+    for t in ["x", "y", "z"] {
         let st = image_status(cx, &format!("{repo}:{t}")).await?;
         ensure!(
             st.is_none(),
-            "{repo}:{t} still present after removing {repo}:a"
+            "{repo}:{t} still present after removing {repo}:x"
         );
     }
     Ok(())
 }
 
 async fn consistent_after_remove(cx: &Cx) -> Result<(), CaseError> {
-    let (reference, id) = cx.step("pull", util::pull(cx, "distinct-1")).await?;
+    let (reference, id) = cx.step("pull", util::pull(cx, "removable-2")).await?;
     cx.step("remove", remove_ref(cx, &reference)).await?;
     ensure!(
         image_status(cx, &reference).await?.is_none(),
@@ -748,7 +748,7 @@ async fn consistent_after_remove(cx: &Cx) -> Result<(), CaseError> {
 }
 
 async fn simultaneous_remove(cx: &Cx) -> Result<(), CaseError> {
-    let (reference, id) = cx.step("pull", util::pull(cx, "distinct-2")).await?;
+    let (reference, id) = cx.step("pull", util::pull(cx, "removable-3")).await?;
     cx.step("5 removes at once", async {
         let jobs = (0..5).map(|_| remove_ref(cx, &id));
         futures::future::try_join_all(jobs).await.map(drop)

@@ -29,6 +29,7 @@ pub const CASES: &[&[CaseDef]] = &[
     image::MORE_CASES,
     logs::CASES,
     negative::CASES,
+    negative::LIST_CASES,
     pod::CASES,
     pod::RESOURCE_CASES,
     runtime::CASES,

@@ -97,3 +97,75 @@ negatives! {
     "negative.remove_image.empty_image", "RemoveImage", "RemoveImage removes the image.", "RemoveImage of an empty reference is refused",
         |cx| cx.cri().remove_image(cri::RemoveImageRequest { image: Some(cri::ImageSpec::default()) });
 }
+
+/// A list filter naming an id that does not exist must return nothing, not an error and not
+/// everything (a runtime that ignores the filter fails here).
+fn empty<T: std::fmt::Debug>(
+    r: Result<Vec<T>, tonic::Status>,
+    what: &str,
+) -> Result<(), CaseError> {
+    match r {
+        Ok(v) if v.is_empty() => Ok(()),
+        Ok(v) => Err(CaseError::mismatch(
+            format!("{what} returned items"),
+            "no items",
+            format!("{} items, first {:?}", v.len(), v.first()),
+        )),
+        Err(s) => Err(CaseError::mismatch(
+            format!("{what} failed"),
+            "an empty list",
+            format!("{:?}: {}", s.code(), s.message()),
+        )),
+    }
+}
+
+async fn drain<T>(r: Result<tonic::Streaming<T>, tonic::Status>) -> Result<Vec<T>, tonic::Status> {
+    let mut s = r?;
+    let mut v = Vec::new();
+    while let Some(m) = s.message().await? {
+        v.push(m);
+    }
+    Ok(v)
+}
+
+macro_rules! empty_lists {
+    ($($id:literal, $rpc:literal, $rule:literal, $what:literal, |$cx:ident| $call:expr;)+) => {
+        pub const LIST_CASES: &[CaseDef] = &[
+            $(case($id, $what, &[Req { rpc: $rpc, rule: $rule }], T, &[], 30, {
+                async fn body($cx: &Cx) -> Result<(), CaseError> {
+                    let r = $cx.step($what, async { Ok::<_, CaseError>($call.await) }).await?;
+                    if let Err(s) = &r {
+                        if s.code() == Code::Unimplemented {
+                            return Err(CaseError::skip(format!("{} answers Unimplemented: {}", $rpc, s.message())));
+                        }
+                    }
+                    empty(r, $what)
+                }
+                case_fn!(body)
+            }),)+
+        ];
+    };
+}
+
+empty_lists! {
+    "negative.list_pod_sandbox.unknown_id", "ListPodSandbox", "ListPodSandbox returns a list of PodSandboxes.", "ListPodSandbox filtered by an unknown id is empty",
+        |cx| async { cx.cri().list_pod_sandbox(cri::ListPodSandboxRequest { filter: Some(cri::PodSandboxFilter { id: unknown(), ..Default::default() }) }).await.map(|r| r.items) };
+    "negative.stream_pod_sandboxes.unknown_id", "StreamPodSandboxes", "StreamPodSandboxes returns a stream of PodSandboxes.", "StreamPodSandboxes filtered by an unknown id yields nothing",
+        |cx| async { drain(cx.cri().stream_pod_sandboxes(cri::StreamPodSandboxesRequest { filter: Some(cri::PodSandboxFilter { id: unknown(), ..Default::default() }) }).await).await.map(|v| v.into_iter().flat_map(|m| m.pod_sandboxes).collect::<Vec<_>>()) };
+    "negative.list_containers.unknown_id", "ListContainers", "ListContainers lists all containers by filters.", "ListContainers filtered by an unknown id is empty",
+        |cx| async { cx.cri().list_containers(cri::ListContainersRequest { filter: Some(cri::ContainerFilter { id: unknown(), ..Default::default() }) }).await.map(|r| r.containers) };
+    "negative.stream_containers.unknown_sandbox", "StreamContainers", "StreamContainers returns a stream of containers.", "StreamContainers filtered by an unknown sandbox yields nothing",
+        |cx| async { drain(cx.cri().stream_containers(cri::StreamContainersRequest { filter: Some(cri::ContainerFilter { pod_sandbox_id: unknown(), ..Default::default() }) }).await).await.map(|v| v.into_iter().flat_map(|m| m.containers).collect::<Vec<_>>()) };
+    "negative.list_container_stats.unknown_id", "ListContainerStats", "ListContainerStats returns stats of all running containers.", "ListContainerStats filtered by an unknown id is empty",
+        |cx| async { cx.cri().list_container_stats(cri::ListContainerStatsRequest { filter: Some(cri::ContainerStatsFilter { id: unknown(), ..Default::default() }) }).await.map(|r| r.stats) };
+    "negative.stream_container_stats.unknown_id", "StreamContainerStats", "StreamContainerStats returns a stream of container stats.", "StreamContainerStats filtered by an unknown id yields nothing",
+        |cx| async { drain(cx.cri().stream_container_stats(cri::StreamContainerStatsRequest { filter: Some(cri::ContainerStatsFilter { id: unknown(), ..Default::default() }) }).await).await.map(|v| v.into_iter().flat_map(|m| m.container_stats).collect::<Vec<_>>()) };
+    "negative.list_pod_sandbox_stats.unknown_id", "ListPodSandboxStats", "ListPodSandboxStats returns stats of the pod sandboxes matching a filter.", "ListPodSandboxStats filtered by an unknown id is empty",
+        |cx| async { cx.cri().list_pod_sandbox_stats(cri::ListPodSandboxStatsRequest { filter: Some(cri::PodSandboxStatsFilter { id: unknown(), ..Default::default() }) }).await.map(|r| r.stats) };
+    "negative.stream_pod_sandbox_stats.unknown_id", "StreamPodSandboxStats", "StreamPodSandboxStats returns a stream of pod sandbox stats.", "StreamPodSandboxStats filtered by an unknown id yields nothing",
+        |cx| async { drain(cx.cri().stream_pod_sandbox_stats(cri::StreamPodSandboxStatsRequest { filter: Some(cri::PodSandboxStatsFilter { id: unknown(), ..Default::default() }) }).await).await.map(|v| v.into_iter().flat_map(|m| m.pod_sandbox_stats).collect::<Vec<_>>()) };
+    "negative.list_images.unknown_image", "ListImages", "ListImages lists existing images.", "with an image present, ListImages filtered by an image never pulled is empty",
+        |cx| async { let _ = super::util::pull(cx, "probe").await; cx.cri().list_images(cri::ListImagesRequest { filter: Some(cri::ImageFilter { image: Some(cri::ImageSpec { image: format!("{}:never-pulled", cx.image("probe").unwrap_or_default().rsplit_once(':').map(|(r, _)| r.to_string()).unwrap_or_default()), ..Default::default() }) }) }).await.map(|r| r.images) };
+    "negative.stream_images.unknown_image", "StreamImages", "StreamImages returns a stream of images.", "with an image present, StreamImages filtered by an image never pulled yields nothing",
+        |cx| async { let _ = super::util::pull(cx, "probe").await; drain(cx.cri().stream_images(cri::StreamImagesRequest { filter: Some(cri::ImageFilter { image: Some(cri::ImageSpec { image: format!("{}:never-pulled", cx.image("probe").unwrap_or_default().rsplit_once(':').map(|(r, _)| r.to_string()).unwrap_or_default()), ..Default::default() }) }) }).await).await.map(|v| v.into_iter().flat_map(|m| m.images).collect::<Vec<_>>()) };
+}
