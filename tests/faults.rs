@@ -1,5 +1,6 @@
 //! Every case can fail: each fault switch of the bundled runtime breaks one rule on purpose,
-//! and the case enforcing that rule must report it (and only that case).
+//! and the case enforcing that rule must report it. Each run focuses on that case; a broken
+//! runtime that still passed it would fail this test.
 
 use std::process::Command;
 
@@ -12,6 +13,23 @@ const FAULTS: &[(&str, &str)] = &[
     ("status-info-always", "runtime.status.conditions"),
     ("status-info-not-json", "runtime.status.verbose_info"),
     ("unknown-method-hangs", "runtime.unknown_method"),
+    ("list-ignores-state", "container.list.filters"),
+    (
+        "stop-errors-when-exited",
+        "idempotence.container.stop_twice",
+    ),
+    ("exec-drops-stderr", "exec_sync.output.stderr_separate"),
+    ("log-no-partial", "logs.partial.no_newline"),
+    (
+        "pod-annotations-dropped",
+        "pod.sandbox.attributes_preserved",
+    ),
+    ("image-status-no-tags", "image.pull.by_tag"),
+    (
+        "remove-keeps-other-tags",
+        "image.remove.by_one_tag_removes_all",
+    ),
+    ("stop-ignores-grace", "container.stop.grace_then_kill"),
 ];
 
 #[test]
@@ -22,7 +40,7 @@ fn each_fault_is_caught_by_its_case() {
             .args([
                 "run",
                 "--focus",
-                "runtime",
+                case,
                 "--rpc-timeout",
                 "2s",
                 "--report-dir",

@@ -587,9 +587,18 @@ impl Engine {
             )
         };
         if state == CtrState::Exited {
+            if self.faults.has(crate::fault::Fault::StopErrorsWhenExited) {
+                return Err(Status::failed_precondition(format!(
+                    "container {id} is not running"
+                )));
+            }
             return Ok(());
         }
-        if state == CtrState::Running && timeout > 0 && crate::sys::alive(pid) {
+        if state == CtrState::Running
+            && timeout > 0
+            && crate::sys::alive(pid)
+            && !self.faults.has(crate::fault::Fault::StopIgnoresGrace)
+        {
             // SAFETY: signalling the container's init, a process this runtime started.
             unsafe { libc::kill(pid, sig) };
             if self
@@ -667,9 +676,10 @@ impl Engine {
             .filter(|c| {
                 let Some(f) = filter else { return true };
                 (f.id.is_empty() || c.rec.id.starts_with(&f.id))
-                    && f.state
-                        .as_ref()
-                        .is_none_or(|s| s.state == c.rec.state.cri() as i32)
+                    && (self.faults.has(crate::fault::Fault::ListIgnoresState)
+                        || f.state
+                            .as_ref()
+                            .is_none_or(|s| s.state == c.rec.state.cri() as i32))
                     && (f.pod_sandbox_id.is_empty() || c.rec.pod_id.starts_with(&f.pod_sandbox_id))
                     && crate::pods::labels_match(&c.config.labels, &f.label_selector)
             })

@@ -66,6 +66,8 @@ pub struct Tables {
 }
 
 pub struct Engine {
+    /// Test-only misbehaviours (`CRICKET_RUNTIME_FAULTS`); empty in normal use.
+    pub faults: crate::fault::Faults,
     pub root: PathBuf,
     pub shim_bin: PathBuf,
     pub images: Arc<ImageStore>,
@@ -90,9 +92,11 @@ impl Engine {
         images: Arc<ImageStore>,
         puller: Arc<Puller>,
         pause_image: Option<String>,
+        faults: crate::fault::Faults,
     ) -> Arc<Self> {
         let (events, _) = broadcast::channel(1024);
         Arc::new(Self {
+            faults,
             root,
             shim_bin,
             images,

@@ -279,6 +279,11 @@ impl Engine {
         let code = status
             .code()
             .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+        let stderr = if self.faults.has(crate::fault::Fault::ExecDropsStderr) {
+            Vec::new()
+        } else {
+            stderr
+        };
         Ok(cri::ExecSyncResponse {
             stdout,
             stderr,

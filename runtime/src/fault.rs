@@ -31,6 +31,14 @@ faults! {
     StatusInfoNotJson = "status-info-not-json": "Status(verbose) puts a non-JSON value in info",
     StatusInfoAlways = "status-info-always": "Status returns info also when verbose is false",
     UnknownMethodHangs = "unknown-method-hangs": "a call to an unknown method never answers",
+    ListIgnoresState = "list-ignores-state": "ListContainers ignores the state filter",
+    StopErrorsWhenExited = "stop-errors-when-exited": "StopContainer of an exited container answers FailedPrecondition",
+    ExecDropsStderr = "exec-drops-stderr": "ExecSync returns an empty stderr",
+    LogNoPartial = "log-no-partial": "the shim tags unterminated lines F instead of P",
+    PodAnnotationsDropped = "pod-annotations-dropped": "PodSandboxStatus and ListPodSandbox return no annotations",
+    ImageStatusNoTags = "image-status-no-tags": "ImageStatus returns images without repo_tags",
+    RemoveKeepsOtherTags = "remove-keeps-other-tags": "RemoveImage by tag removes only that tag",
+    StopIgnoresGrace = "stop-ignores-grace": "StopContainer kills at once, ignoring the grace period",
 }
 
 /// The set of enabled faults.

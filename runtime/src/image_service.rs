@@ -23,6 +23,7 @@ use crate::image::store::{ImageRecord, ImageStore, image_user};
 pub struct Images {
     pub store: Arc<ImageStore>,
     pub puller: Arc<Puller>,
+    pub faults: crate::fault::Faults,
 }
 
 fn to_cri(r: &ImageRecord) -> Image {
@@ -129,8 +130,12 @@ impl ImageService for Images {
             });
             info.insert("info".to_string(), v.to_string());
         }
+        let mut image = to_cri(&rec);
+        if self.faults.has(crate::fault::Fault::ImageStatusNoTags) {
+            image.repo_tags.clear();
+        }
         Ok(Response::new(ImageStatusResponse {
-            image: Some(to_cri(&rec)),
+            image: Some(image),
             info,
         }))
     }
@@ -160,9 +165,12 @@ impl ImageService for Images {
             "RemoveImageRequest.image",
         )?;
         // api.proto: idempotent; removing one name removes the image with all its tags.
-        self.store
-            .remove(&name)
-            .map_err(|e| Status::internal(format!("removing {name}: {e}")))?;
+        if self.faults.has(crate::fault::Fault::RemoveKeepsOtherTags) {
+            self.store.untag(&name)
+        } else {
+            self.store.remove(&name)
+        }
+        .map_err(|e| Status::internal(format!("removing {name}: {e}")))?;
         Ok(Response::new(RemoveImageResponse {}))
     }
 

@@ -315,7 +315,11 @@ impl Engine {
                 }),
             }),
             labels: pod.config.labels.clone(),
-            annotations: pod.config.annotations.clone(),
+            annotations: if self.faults.has(crate::fault::Fault::PodAnnotationsDropped) {
+                Default::default()
+            } else {
+                pod.config.annotations.clone()
+            },
             runtime_handler: pod.rec.runtime_handler.clone(),
         }
     }

@@ -73,6 +73,7 @@ pub async fn serve(
     let images = Images {
         store: Arc::new(store),
         puller: Arc::new(Puller::new(config.registry_mirrors.clone())),
+        faults: config.faults.clone(),
     };
     let engine = Engine::new(
         config.root.clone(),
@@ -80,6 +81,7 @@ pub async fn serve(
         images.store.clone(),
         images.puller.clone(),
         config.pause_image.clone(),
+        config.faults.clone(),
     );
     engine.restore();
     let runtime = Runtime::new(config.clone(), engine);

@@ -255,6 +255,25 @@ impl ImageStore {
         PullGuard { store: self }
     }
 
+    /// Removes one tag only (the misbehaviour behind fault `remove-keeps-other-tags`).
+    pub fn untag(&self, reference: &str) -> std::io::Result<Option<ImageRecord>> {
+        let Some(img) = self.find(reference) else {
+            return Ok(None);
+        };
+        let Some(tag) = Reference::parse(reference).ok().and_then(|r| r.tagged()) else {
+            return self.remove(reference);
+        };
+        if img.repo_tags.len() <= 1 {
+            return self.remove(reference);
+        }
+        let mut idx = self.write();
+        if let Some(i) = idx.images.get_mut(&img.id) {
+            i.repo_tags.retain(|t| *t != tag);
+        }
+        self.persist(&idx)?;
+        Ok(Some(img))
+    }
+
     /// Deletes blobs and rootfs directories no image refers to any more (deferred while a
     /// pull is running: what it fetched is not referenced yet).
     fn collect_garbage(&self) {

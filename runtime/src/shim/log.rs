@@ -25,6 +25,8 @@ impl Stream {
 }
 
 pub struct LogWriter {
+    /// Tag for an unterminated last line: `P`, or `F` under fault `log-no-partial`.
+    pub partial_tag: char,
     path: Option<PathBuf>,
     file: Option<File>,
     pending: [Vec<u8>; 2],
@@ -53,6 +55,7 @@ pub fn timestamp(ns: i64) -> String {
 impl LogWriter {
     pub fn open(path: Option<PathBuf>) -> std::io::Result<Self> {
         let mut w = Self {
+            partial_tag: 'P',
             path,
             file: None,
             pending: [Vec::new(), Vec::new()],
@@ -114,7 +117,8 @@ impl LogWriter {
         for stream in [Stream::Stdout, Stream::Stderr] {
             let rest = std::mem::take(&mut self.pending[stream as usize]);
             if !rest.is_empty() {
-                self.emit(stream, 'P', &rest);
+                let tag = self.partial_tag;
+                self.emit(stream, tag, &rest);
             }
         }
         if let Some(f) = self.file.as_mut() {

@@ -137,6 +137,9 @@ fn run(spec: &Spec) -> io::Result<i32> {
     }
 
     let mut log = LogWriter::open(spec.log_path.clone())?;
+    if crate::fault::Faults::from_env().is_ok_and(|f| f.has(crate::fault::Fault::LogNoPartial)) {
+        log.partial_tag = 'F';
+    }
     let mut sync = Some(sync_r);
     let mut sync_buf = Vec::new();
     let mut pipes: [Option<OwnedFd>; 2] = [Some(out_r), Some(err_r)];
