@@ -1,0 +1,335 @@
+//! The bundled runtime end to end through cricket's own client, like crictl would drive it:
+//! a pod with two probe containers runs, exec echoes, logs are CRI lines, stats are non-zero;
+//! the runtime restarts and still knows its pods and containers in their states; after
+//! stop/remove nothing is left: no process, mount, cgroup or state directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cricket_harness::client::{CriClient, connect};
+use cricket_harness::cri;
+use cricket_harness::record::Recorder;
+
+struct Runtime {
+    child: Child,
+}
+
+impl Runtime {
+    fn start(root: &Path, sock: &Path, pause: &str) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_cricket"))
+            .args(["runtime", "--socket"])
+            .arg(sock)
+            .arg("--root")
+            .arg(root)
+            .args(["--pause-image", pause])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cricket runtime");
+        Self { child }
+    }
+
+    fn stop(mut self) {
+        // SAFETY: SIGTERM to the runtime we started.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn client(sock: &Path) -> CriClient {
+    let start = Instant::now();
+    loop {
+        if let Ok(ch) = connect(
+            &format!("unix://{}", sock.display()),
+            Duration::from_secs(2),
+        )
+        .await
+        {
+            let c = CriClient::new(
+                ch.clone(),
+                ch,
+                Duration::from_secs(30),
+                Arc::new(Recorder::new()),
+            );
+            if c.version(cri::VersionRequest::default()).await.is_ok() {
+                return c;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "runtime did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn procs_mentioning(needle: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .ok()
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        })
+        .filter(|c| c.contains(needle))
+        .collect()
+}
+
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let d = dir.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&d))
+        .map(str::to_string)
+        .collect()
+}
+
+fn cgroup_dirs(pod_id: &str) -> Vec<PathBuf> {
+    let short = &pod_id[..12];
+    let mut found = Vec::new();
+    for base in [
+        "/sys/fs/cgroup/memory/cricket",
+        "/sys/fs/cgroup/cpu/cricket",
+        "/sys/fs/cgroup/pids/cricket",
+        "/sys/fs/cgroup/cricket",
+    ] {
+        let p = Path::new(base).join(format!("pod-{short}"));
+        if p.exists() {
+            found.push(p);
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_with_two_containers_survives_restart_and_leaves_nothing() {
+    let fixtures = cricket_harness::session::start_fixtures(None)
+        .await
+        .expect("fixtures");
+    let probe = fixtures.catalog.get("probe").expect("probe").to_string();
+    let pause = fixtures.catalog.get("pause").expect("pause").to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let sock = dir.path().join("cri.sock");
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("logs");
+
+    let rt = Runtime::start(&root, &sock, &pause);
+    let c = client(&sock).await;
+    c.pull_image(cri::PullImageRequest {
+        image: Some(cri::ImageSpec {
+            image: probe.clone(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .expect("pull");
+    let pod_cfg = cri::PodSandboxConfig {
+        metadata: Some(cri::PodSandboxMetadata {
+            name: "lifecycle".into(),
+            uid: "uid-1".into(),
+            namespace: "cricket".into(),
+            attempt: 0,
+        }),
+        hostname: "lifecycle".into(),
+        log_directory: logs.display().to_string(),
+        ..Default::default()
+    };
+    let pod = c
+        .run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(pod_cfg.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .expect("run pod")
+        .pod_sandbox_id;
+    let mut ctrs = Vec::new();
+    for name in ["one", "two"] {
+        let cfg = cri::ContainerConfig {
+            metadata: Some(cri::ContainerMetadata {
+                name: name.into(),
+                attempt: 0,
+            }),
+            image: Some(cri::ImageSpec {
+                image: probe.clone(),
+                ..Default::default()
+            }),
+            command: vec![
+                "/bin/probe".into(),
+                "log".into(),
+                "--count".into(),
+                "0".into(),
+                "--every".into(),
+                "50".into(),
+                "--text".into(),
+                name.into(),
+            ],
+            log_path: format!("{name}.log"),
+            ..Default::default()
+        };
+        let id = c
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(cfg),
+                sandbox_config: Some(pod_cfg.clone()),
+            })
+            .await
+            .expect("create")
+            .container_id;
+        c.start_container(cri::StartContainerRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .expect("start");
+        ctrs.push(id);
+    }
+    let out = c
+        .exec_sync(cri::ExecSyncRequest {
+            container_id: ctrs[0].clone(),
+            cmd: vec!["/bin/probe".into(), "echo".into(), "hi".into()],
+            timeout: 10,
+        })
+        .await
+        .expect("exec");
+    assert_eq!(out.stdout, b"hi\n");
+    let start = Instant::now();
+    while !std::fs::read_to_string(logs.join("two.log"))
+        .unwrap_or_default()
+        .contains(" stdout F two 2")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "container two does not log"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = c
+        .container_stats(cri::ContainerStatsRequest {
+            container_id: ctrs[1].clone(),
+        })
+        .await
+        .expect("stats")
+        .stats
+        .expect("stats");
+    assert!(
+        stats
+            .memory
+            .and_then(|m| m.working_set_bytes)
+            .map(|v| v.value)
+            .unwrap_or(0)
+            > 0,
+        "memory working set is zero"
+    );
+
+    // Restart: the runtime comes back knowing both containers, still running.
+    rt.stop();
+    let rt = Runtime::start(&root, &sock, &pause);
+    let c = client(&sock).await;
+    let listed = c
+        .list_containers(cri::ListContainersRequest::default())
+        .await
+        .expect("list")
+        .containers;
+    assert_eq!(listed.len(), 2, "containers after restart: {listed:?}");
+    assert!(
+        listed
+            .iter()
+            .all(|x| x.state == cri::ContainerState::ContainerRunning as i32),
+        "states after restart: {listed:?}"
+    );
+    let pods = c
+        .list_pod_sandbox(cri::ListPodSandboxRequest::default())
+        .await
+        .expect("pods")
+        .items;
+    assert_eq!(pods.len(), 1);
+    assert_eq!(pods[0].state, cri::PodSandboxState::SandboxReady as i32);
+    // Still fully managed: stop one, see it exit, with its exit recorded.
+    c.stop_container(cri::StopContainerRequest {
+        container_id: ctrs[0].clone(),
+        timeout: 5,
+    })
+    .await
+    .expect("stop");
+    let st = c
+        .container_status(cri::ContainerStatusRequest {
+            container_id: ctrs[0].clone(),
+            verbose: false,
+        })
+        .await
+        .expect("status")
+        .status
+        .expect("status");
+    assert_eq!(st.state, cri::ContainerState::ContainerExited as i32);
+
+    c.stop_pod_sandbox(cri::StopPodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .expect("stop pod");
+    c.remove_pod_sandbox(cri::RemovePodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .expect("remove pod");
+    assert!(
+        c.list_containers(cri::ListContainersRequest::default())
+            .await
+            .expect("list")
+            .containers
+            .is_empty()
+    );
+
+    // Nothing left: no shim or container process, no mount, no pod cgroup, no state dir.
+    let start = Instant::now();
+    loop {
+        let procs = procs_mentioning(&root.display().to_string());
+        let leftovers: Vec<&String> = procs
+            .iter()
+            .filter(|p| !p.contains("cricket runtime"))
+            .collect();
+        if leftovers.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "processes left: {leftovers:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(mounts_under(&root), Vec::<String>::new(), "mounts left");
+    assert_eq!(cgroup_dirs(&pod), Vec::<PathBuf>::new(), "pod cgroups left");
+    assert!(
+        std::fs::read_dir(root.join("pods"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 0,
+        "pod state left"
+    );
+    assert!(
+        std::fs::read_dir(root.join("containers"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 0,
+        "container state left"
+    );
+    rt.stop();
+}
