@@ -2,6 +2,7 @@
 //! [`case`]s against it through the timed [`client`], and emits [`event`]s that the
 //! [`report`]ers turn into terminal output, JUnit XML and `results.json`.
 
+pub mod bench;
 pub mod case;
 pub mod client;
 pub mod cx;

@@ -1,5 +1,6 @@
 //! One file per verb.
 
+pub mod bench;
 pub mod images;
 pub mod list;
 pub mod registry;

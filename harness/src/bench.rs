@@ -1,0 +1,229 @@
+//! Pod-startup benchmark: the Kubernetes pod-startup SLI shape (RunPodSandbox → container
+//! running, image pre-pulled), sampled N times per target after warm-up, teardown untimed.
+//! Several targets run in one invocation so their figures compare under the same load.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::client::CriClient;
+use crate::cri;
+use crate::record::Recorder;
+use crate::target::Target;
+
+/// Latency summary of one metric, in microseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub n: usize,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+    pub mean_us: u64,
+    /// Every sample, in the order taken.
+    pub samples_us: Vec<u64>,
+}
+
+impl Summary {
+    pub fn of(samples: &[Duration]) -> Self {
+        let us: Vec<u64> = samples.iter().map(|d| d.as_micros() as u64).collect();
+        let mut sorted = us.clone();
+        sorted.sort_unstable();
+        let pct = |p: f64| -> u64 {
+            if sorted.is_empty() {
+                return 0;
+            }
+            let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+            sorted[rank.clamp(1, sorted.len()) - 1]
+        };
+        Self {
+            n: us.len(),
+            p50_us: pct(50.0),
+            p90_us: pct(90.0),
+            p99_us: pct(99.0),
+            max_us: sorted.last().copied().unwrap_or(0),
+            mean_us: if us.is_empty() {
+                0
+            } else {
+                us.iter().sum::<u64>() / us.len() as u64
+            },
+            samples_us: us,
+        }
+    }
+}
+
+/// Per-RPC and end-to-end latencies of one target.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetBench {
+    pub target: String,
+    pub runtime: String,
+    /// RunPodSandbox + CreateContainer + StartContainer.
+    pub pod_startup: Summary,
+    pub run_pod_sandbox: Summary,
+    pub create_container: Summary,
+    pub start_container: Summary,
+    pub teardown: Summary,
+}
+
+pub struct BenchConfig {
+    pub pods: usize,
+    pub warmup: usize,
+    pub image: String,
+    pub run_id: String,
+}
+
+fn err(what: &str) -> impl FnOnce(tonic::Status) -> String + '_ {
+    move |s| format!("{what}: {:?}: {}", s.code(), s.message())
+}
+
+/// Runs the pod-startup benchmark against one target.
+pub async fn pod_startup(target: &dyn Target, cfg: &BenchConfig) -> Result<TargetBench, String> {
+    let (rt, img) = target.channels();
+    let c = CriClient::new(rt, img, Duration::from_secs(60), Arc::new(Recorder::new()));
+    c.pull_image(cri::PullImageRequest {
+        image: Some(cri::ImageSpec {
+            image: cfg.image.clone(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .map_err(err("pre-pulling the image"))?;
+    let (mut total, mut run, mut create, mut start, mut teardown) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for i in 0..cfg.warmup + cfg.pods {
+        let name = format!("bench-{i}-{}", cfg.run_id);
+        let pod_cfg = cri::PodSandboxConfig {
+            metadata: Some(cri::PodSandboxMetadata {
+                name: name.clone(),
+                uid: name.clone(),
+                namespace: "cricket-bench".into(),
+                attempt: 0,
+            }),
+            hostname: "bench".into(),
+            labels: [("cricket.run".to_string(), cfg.run_id.clone())].into(),
+            linux: Some(cri::LinuxPodSandboxConfig::default()),
+            ..Default::default()
+        };
+        let ctr = cri::ContainerConfig {
+            metadata: Some(cri::ContainerMetadata {
+                name: "c".into(),
+                attempt: 0,
+            }),
+            image: Some(cri::ImageSpec {
+                image: cfg.image.clone(),
+                ..Default::default()
+            }),
+            command: vec!["/bin/probe".into(), "sleep".into(), "inf".into()],
+            labels: [("cricket.run".to_string(), cfg.run_id.clone())].into(),
+            linux: Some(cri::LinuxContainerConfig::default()),
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        let pod = c
+            .run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(pod_cfg.clone()),
+                runtime_handler: String::new(),
+            })
+            .await
+            .map_err(err("RunPodSandbox"))?
+            .pod_sandbox_id;
+        let t1 = Instant::now();
+        let id = c
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(ctr),
+                sandbox_config: Some(pod_cfg),
+            })
+            .await
+            .map_err(err("CreateContainer"))?
+            .container_id;
+        let t2 = Instant::now();
+        c.start_container(cri::StartContainerRequest { container_id: id })
+            .await
+            .map_err(err("StartContainer"))?;
+        let t3 = Instant::now();
+        c.stop_pod_sandbox(cri::StopPodSandboxRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .map_err(err("StopPodSandbox"))?;
+        c.remove_pod_sandbox(cri::RemovePodSandboxRequest {
+            pod_sandbox_id: pod,
+        })
+        .await
+        .map_err(err("RemovePodSandbox"))?;
+        let t4 = Instant::now();
+        if i >= cfg.warmup {
+            total.push(t3 - t0);
+            run.push(t1 - t0);
+            create.push(t2 - t1);
+            start.push(t3 - t2);
+            teardown.push(t4 - t3);
+        }
+    }
+    let info = target.info();
+    Ok(TargetBench {
+        target: info.kind.clone(),
+        runtime: format!("{} {}", info.runtime_name, info.runtime_version),
+        pod_startup: Summary::of(&total),
+        run_pod_sandbox: Summary::of(&run),
+        create_container: Summary::of(&create),
+        start_container: Summary::of(&start),
+        teardown: Summary::of(&teardown),
+    })
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.2} ms", us as f64 / 1000.0)
+}
+
+/// The terminal table: one block per metric, one row per target, and the ratio of each
+/// target's p50 to the first target's.
+pub fn table(results: &[TargetBench]) -> String {
+    let mut out = String::new();
+    let metrics: [(&str, fn(&TargetBench) -> &Summary); 5] = [
+        ("pod startup (run+create+start)", |t| &t.pod_startup),
+        ("RunPodSandbox", |t| &t.run_pod_sandbox),
+        ("CreateContainer", |t| &t.create_container),
+        ("StartContainer", |t| &t.start_container),
+        ("teardown (stop+remove pod)", |t| &t.teardown),
+    ];
+    for (name, get) in metrics {
+        out.push_str(&format!("{name}\n"));
+        let base = results.first().map(|t| get(t).p50_us.max(1)).unwrap_or(1);
+        for t in results {
+            let s = get(t);
+            out.push_str(&format!(
+                "  {:<12} n={:<4} p50 {:>10}  p90 {:>10}  p99 {:>10}  max {:>10}  ({:.1}x the first target's p50)\n",
+                t.target,
+                s.n,
+                ms(s.p50_us),
+                ms(s.p90_us),
+                ms(s.p99_us),
+                ms(s.max_us),
+                s.p50_us as f64 / base as f64
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let d: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
+        let s = Summary::of(&d);
+        assert_eq!(
+            (s.p50_us, s.p90_us, s.p99_us, s.max_us, s.n),
+            (50, 90, 99, 100, 100)
+        );
+        let one = Summary::of(&[Duration::from_micros(7)]);
+        assert_eq!((one.p50_us, one.p99_us), (7, 7));
+        assert_eq!(Summary::of(&[]).p50_us, 0);
+    }
+}
