@@ -183,7 +183,8 @@ fn ms(us: u64) -> String {
 /// target's p50 to the first target's.
 pub fn table(results: &[TargetBench]) -> String {
     let mut out = String::new();
-    let metrics: [(&str, fn(&TargetBench) -> &Summary); 5] = [
+    type Pick = fn(&TargetBench) -> &Summary;
+    let metrics: [(&str, Pick); 5] = [
         ("pod startup (run+create+start)", |t| &t.pod_startup),
         ("RunPodSandbox", |t| &t.run_pod_sandbox),
         ("CreateContainer", |t| &t.create_container),

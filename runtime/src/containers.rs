@@ -433,6 +433,7 @@ impl Engine {
             },
             hostname: None,
             loopback_up: false,
+            sysctls: Vec::new(),
             mounts,
             args,
             env: env.clone(),
@@ -659,10 +660,11 @@ impl Engine {
         std::fs::remove_dir_all(&c.dir).map_err(internal("removing the container directory"))?;
         self.forget_lock(id);
         let status = status_of(&c);
+        let pod_status = self.pod_status_by_id(&c.rec.pod_id);
         self.emit(
             id,
             cri::ContainerEventType::ContainerDeletedEvent,
-            None,
+            pod_status,
             Some(status),
         );
         Ok(())

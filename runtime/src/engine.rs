@@ -234,6 +234,16 @@ impl Engine {
         pod_status: Option<cri::PodSandboxStatus>,
         status: Option<cri::ContainerStatus>,
     ) {
+        // Every event carries the status of the container's sandbox, as kubelet's evented PLEG
+        // expects.
+        let pod_status = pod_status.or_else(|| {
+            let pod_id = self
+                .tables()
+                .ctrs
+                .get(container_id)
+                .map(|c| c.rec.pod_id.clone())?;
+            self.pod_status_by_id(&pod_id)
+        });
         let _ = self.events.send(cri::ContainerEventResponse {
             container_id: container_id.to_string(),
             container_event_type: kind as i32,
@@ -241,6 +251,11 @@ impl Engine {
             pod_sandbox_status: pod_status,
             containers_statuses: status.into_iter().collect(),
         });
+    }
+
+    pub fn pod_status_by_id(&self, pod_id: &str) -> Option<cri::PodSandboxStatus> {
+        let t = self.tables();
+        t.pods.get(pod_id).map(|p| self.pod_status(p))
     }
 
     /// Watches a shim until it has recorded the exit of what it ran, then records it here.

@@ -136,6 +136,7 @@ impl Engine {
             },
             hostname: (net != NODE).then_some(hostname),
             loopback_up: net != NODE,
+            sysctls: sysctls(&config)?,
             mounts: Vec::new(),
             args,
             env: vec!["PATH=/bin:/usr/bin:/sbin:/usr/sbin".into()],
@@ -359,4 +360,39 @@ fn write_etc(
         _ => resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
     }
     std::fs::write(dir.join("resolv.conf"), resolv)
+}
+
+/// The sandbox's sysctls, refused unless they are namespaced (`kernel.shm*`, `kernel.msg*`,
+/// `kernel.sem`, `fs.mqueue.*`, `net.*`): anything else would change the host.
+fn sysctls(config: &cri::PodSandboxConfig) -> Result<Vec<(String, String)>, Status> {
+    let (net, _, ipc) = ns_mode(config);
+    let mut out: Vec<(String, String)> = config
+        .linux
+        .as_ref()
+        .map(|l| l.sysctls.clone().into_iter().collect())
+        .unwrap_or_default();
+    out.sort();
+    for (k, _) in &out {
+        let namespaced = k.starts_with("net.")
+            || k.starts_with("fs.mqueue.")
+            || k.starts_with("kernel.shm")
+            || k.starts_with("kernel.msg")
+            || k == "kernel.sem";
+        if !namespaced || k.contains("..") || k.contains('/') {
+            return Err(Status::invalid_argument(format!(
+                "sysctl {k:?} is not namespaced: it would change the host"
+            )));
+        }
+        let host_ns = if k.starts_with("net.") {
+            net == NODE
+        } else {
+            ipc == NODE
+        };
+        if host_ns {
+            return Err(Status::invalid_argument(format!(
+                "sysctl {k:?} with the host's namespace would change the host"
+            )));
+        }
+    }
+    Ok(out)
 }

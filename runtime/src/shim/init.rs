@@ -103,6 +103,17 @@ fn setup(spec: &Spec, go: OwnedFd, out: OwnedFd, err: OwnedFd) -> io::Result<()>
         sys::check(unsafe { libc::sethostname(h.as_ptr() as *const libc::c_char, h.len()) })
             .map_err(|e| io::Error::new(e.kind(), format!("sethostname {h}: {e}")))?;
     }
+    for (k, v) in &spec.sysctls {
+        if k.contains("..") || k.contains('/') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("sysctl name {k:?}"),
+            ));
+        }
+        let path = format!("/proc/sys/{}", k.replace('.', "/"));
+        std::fs::write(&path, v)
+            .map_err(|e| io::Error::new(e.kind(), format!("sysctl {k}={v}: {e}")))?;
+    }
     sys::mount(
         None,
         Path::new("/"),

@@ -52,6 +52,10 @@ pub struct Spec {
     pub new_ns: Namespaces,
     pub hostname: Option<String>,
     pub loopback_up: bool,
+    /// `net.ipv4.ping_group_range` → value: written under /proc/sys in the new namespaces
+    /// before the root switch (only namespaced sysctls make sense for a sandbox).
+    #[serde(default)]
+    pub sysctls: Vec<(String, String)>,
     pub mounts: Vec<MountSpec>,
     pub args: Vec<String>,
     pub env: Vec<String>,

@@ -11,11 +11,15 @@ const EVENTS: Req = Req {
     rpc: "GetContainerEvents",
     rule: "GetContainerEvents gets container events from the CRI runtime",
 };
+const SANDBOX: Req = Req {
+    rpc: "GetContainerEvents",
+    rule: "Sandbox status",
+};
 
 pub const CASES: &[CaseDef] = &[case(
     "events.container.lifecycle_order",
-    "two subscribers each see CREATED, STARTED, STOPPED, DELETED for a container, in that order",
-    &[EVENTS],
+    "two subscribers each see CREATED, STARTED, STOPPED, DELETED for a container, in that order, each with the sandbox's status",
+    &[EVENTS, SANDBOX],
     &[Tag::Conformance, Tag::Events, Tag::Streaming],
     &[],
     60,
@@ -25,13 +29,24 @@ pub const CASES: &[CaseDef] = &[case(
 async fn collect(
     mut s: tonic::Streaming<cri::ContainerEventResponse>,
     id: String,
+    pod: String,
 ) -> Result<Vec<i32>, CaseError> {
     let mut seen = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while seen.last() != Some(&(cri::ContainerEventType::ContainerDeletedEvent as i32)) {
         let next = tokio::time::timeout_at(deadline, s.message()).await;
         match next {
-            Ok(Ok(Some(ev))) if ev.container_id == id => seen.push(ev.container_event_type),
+            Ok(Ok(Some(ev))) if ev.container_id == id => {
+                let sandbox = ev.pod_sandbox_status.as_ref().map(|p| p.id.clone());
+                if sandbox.as_deref() != Some(pod.as_str()) {
+                    return Err(CaseError::mismatch(
+                        "an event without its sandbox's status",
+                        pod,
+                        format!("{sandbox:?}"),
+                    ));
+                }
+                seen.push(ev.container_event_type)
+            }
             Ok(Ok(Some(_))) => {}
             Ok(Ok(None)) => return Err(CaseError::fail("the event stream ended")),
             Ok(Err(st)) => return Err(st.into()),
@@ -61,8 +76,8 @@ async fn lifecycle_order(cx: &Cx) -> Result<(), CaseError> {
         .step("create", util::create_container(cx, &pod, &pod_cfg, config))
         .await?;
     let (ta, tb) = (
-        tokio::spawn(collect(a, id.clone())),
-        tokio::spawn(collect(b, id.clone())),
+        tokio::spawn(collect(a, id.clone(), pod.clone())),
+        tokio::spawn(collect(b, id.clone(), pod.clone())),
     );
     cx.step("start", util::start(cx, &id)).await?;
     cx.step("stop", util::stop(cx, &id, 0)).await?;

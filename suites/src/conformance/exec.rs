@@ -300,3 +300,63 @@ async fn same_namespaces(cx: &Cx) -> Result<(), CaseError> {
     );
     Ok(())
 }
+
+pub const USER_CASES: &[CaseDef] = &[case(
+    "exec_sync.user.security_context",
+    "with run_as_user and run_as_group set, the container and its exec run as them",
+    &[
+        EXEC,
+        Req {
+            rpc: "CreateContainer",
+            rule: "UID to run the container process as. Only one of run_as_user and run_as_username can be specified at a time.",
+        },
+    ],
+    &[Tag::Conformance, Tag::Security],
+    &[],
+    60,
+    case_fn!(security_context_user),
+)];
+
+async fn security_context_user(cx: &Cx) -> Result<(), CaseError> {
+    let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
+    let (pod, pod_cfg) = cx.step("run pod", util::run_pod(cx, "sc")).await?;
+    let mut config = util::container_config(cx, "sc", &image, &["/bin/probe", "sleep", "inf"]);
+    config
+        .linux
+        .get_or_insert_with(Default::default)
+        .security_context = Some(cri::LinuxContainerSecurityContext {
+        run_as_user: Some(cri::Int64Value { value: 4321 }),
+        run_as_group: Some(cri::Int64Value { value: 8765 }),
+        ..Default::default()
+    });
+    let id = cx
+        .step("create", util::create_container(cx, &pod, &pod_cfg, config))
+        .await?;
+    cx.step("start", util::start(cx, &id)).await?;
+    cx.step(
+        "running",
+        util::wait_state(cx, &id, cri::ContainerState::ContainerRunning, WAIT),
+    )
+    .await?;
+    let u = cx
+        .step(
+            "exec id -u",
+            util::exec(cx, &id, &["/bin/probe", "id", "-u"], 10),
+        )
+        .await?;
+    let g = cx
+        .step(
+            "exec id -g",
+            util::exec(cx, &id, &["/bin/probe", "id", "-g"], 10),
+        )
+        .await?;
+    ensure_eq!(
+        ("4321\n".to_string(), "8765\n".to_string()),
+        (
+            String::from_utf8_lossy(&u.stdout).into_owned(),
+            String::from_utf8_lossy(&g.stdout).into_owned()
+        ),
+        "(uid, gid) of the exec'd command"
+    );
+    Ok(())
+}

@@ -710,3 +710,36 @@ async fn checkpoint(cx: &Cx) -> Result<(), CaseError> {
         Err(s) => Err(s.into()),
     }
 }
+
+pub const SYSCTL_CASES: &[CaseDef] = &[case(
+    "pod.sandbox.safe_sysctls",
+    "safe (namespaced) sysctls of the sandbox are set inside its namespaces, and the host keeps its own",
+    &[Req {
+        rpc: "RunPodSandbox",
+        rule: "Sysctls holds linux sysctls config for the sandbox.",
+    }],
+    &[Tag::Conformance, Tag::Security],
+    &[],
+    90,
+    case_fn!(safe_sysctls),
+)];
+
+async fn safe_sysctls(cx: &Cx) -> Result<(), CaseError> {
+    let host_shm = std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap_or_default();
+    let mut cfg = util::pod_config(cx, "sysctl")?;
+    let want = if host_shm.trim() == "1" { "0" } else { "1" };
+    cfg.linux.get_or_insert_with(Default::default).sysctls =
+        HashMap::from([("kernel.shm_rmid_forced".to_string(), want.to_string())]);
+    let out = run_and_cat(cx, cfg, &["/bin/probe", "sysctl", "kernel.shm_rmid_forced"]).await?;
+    ensure_eq!(
+        format!("{want}\n"),
+        out,
+        "kernel.shm_rmid_forced inside the pod"
+    );
+    ensure_eq!(
+        host_shm,
+        std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap_or_default(),
+        "the host's kernel.shm_rmid_forced"
+    );
+    Ok(())
+}
