@@ -309,3 +309,100 @@ impl CriClient {
         }
     }
 }
+
+/// A codec that sends bytes as they are and keeps the reply undecoded: for requests that are
+/// not valid protobuf at all.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawCodec;
+
+pub struct RawEncoder;
+pub struct RawDecoder;
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), Status> {
+        use bytes_buf::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawDecoder {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        use bytes_buf::Buf;
+        let mut v = vec![0u8; src.remaining()];
+        src.copy_to_slice(&mut v);
+        Ok(Some(v))
+    }
+}
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+mod bytes_buf {
+    pub use prost::bytes::{Buf, BufMut};
+}
+
+impl CriClient {
+    /// Sends `body` (arbitrary bytes, not necessarily protobuf) to the method at `path`, unary
+    /// or server-streaming alike, and returns the status (`Ok` when the call succeeded).
+    pub async fn call_raw_bytes(
+        &self,
+        path: &'static str,
+        body: Vec<u8>,
+        streaming: bool,
+    ) -> Status {
+        let channel = self.runtime_channel.clone();
+        let outcome = self
+            .timed(path, RawBody(body.len()), |req| async move {
+                let mut grpc = tonic::client::Grpc::new(channel);
+                grpc.ready()
+                    .await
+                    .map_err(|e| Status::unavailable(e.to_string()))?;
+                let p = tonic::codegen::http::uri::PathAndQuery::from_static(path);
+                let req = tonic::Request::from_parts(
+                    req.metadata().clone(),
+                    req.extensions().clone(),
+                    body,
+                );
+                if streaming {
+                    let resp = grpc.server_streaming(req, p, RawCodec).await?;
+                    let mut s = resp.into_inner();
+                    while s.message().await?.is_some() {}
+                    Ok(tonic::Response::new(()))
+                } else {
+                    grpc.unary(req, p, RawCodec).await.map(|r| r.map(drop))
+                }
+            })
+            .await;
+        match outcome {
+            Ok(()) => Status::ok(""),
+            Err(s) => s,
+        }
+    }
+}
+
+/// How a raw request shows up in failure reports.
+#[derive(Debug)]
+struct RawBody(#[allow(dead_code)] usize);

@@ -71,6 +71,33 @@ pub const RPCS: &[(&str, &str)] = &[
 mod tests {
     use super::*;
 
+    /// With `fuzz`, any Arbitrary message survives a serde JSON round trip (replay files) and
+    /// encodes to protobuf that decodes to itself (fuzz inputs).
+    #[cfg(feature = "fuzz")]
+    #[test]
+    fn arbitrary_messages_round_trip() {
+        use arbitrary::{Arbitrary, Unstructured};
+        use prost::Message;
+        let seed: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        let mut u = Unstructured::new(&seed);
+        for _ in 0..50 {
+            let Ok(req) = v1::CreateContainerRequest::arbitrary(&mut u) else {
+                break;
+            };
+            let json = serde_json::to_string(&req).expect("serialize");
+            let back: v1::CreateContainerRequest =
+                serde_json::from_str(&json).expect("deserialize");
+            assert_eq!(back, req);
+            let bytes = req.encode_to_vec();
+            assert_eq!(
+                v1::CreateContainerRequest::decode(bytes.as_slice()).expect("decode"),
+                req
+            );
+        }
+    }
+
     /// The RPC list must match the vendored file, so a proto bump cannot silently skip an RPC.
     #[test]
     fn rpc_list_matches_vendored_proto() {

@@ -44,6 +44,27 @@ mod tests {
         }
     }
 
+    /// Every RPC of the pinned API is checked by at least one positive and one negative case.
+    #[test]
+    fn every_rpc_has_positive_and_negative_cases() {
+        use cricket_harness::Tag;
+        for (_, rpc) in cricket_harness::cri_rpcs() {
+            let cases: Vec<_> = registry()
+                .into_iter()
+                .filter(|c| c.reqs.iter().any(|r| r.rpc == *rpc))
+                .collect();
+            assert!(
+                cases.iter().any(|c| !c.tags.contains(&Tag::Negative)),
+                "{rpc} has no positive case"
+            );
+            assert!(
+                cases.iter().any(|c| c.tags.contains(&Tag::Negative)),
+                "{rpc} has no negative case"
+            );
+        }
+        assert!(registry().len() >= 120);
+    }
+
     #[test]
     fn every_case_quotes_a_known_rpc_and_a_rule() {
         let rpcs: HashSet<&str> = cricket_harness::cri_rpcs()

@@ -31,6 +31,7 @@ pub const CASES: &[&[CaseDef]] = &[
     logs::CASES,
     negative::CASES,
     negative::LIST_CASES,
+    negative::MALFORMED_CASES,
     pod::CASES,
     pod::RESOURCE_CASES,
     pod::SYSCTL_CASES,

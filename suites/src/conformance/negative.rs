@@ -169,3 +169,36 @@ empty_lists! {
     "negative.stream_images.unknown_image", "StreamImages", "StreamImages returns a stream of images.", "with an image present, StreamImages filtered by an image never pulled yields nothing",
         |cx| async { let _ = super::util::pull(cx, "probe").await; drain(cx.cri().stream_images(cri::StreamImagesRequest { filter: Some(cri::ImageFilter { image: Some(cri::ImageSpec { image: format!("{}:never-pulled", cx.image("probe").unwrap_or_default().rsplit_once(':').map(|(r, _)| r.to_string()).unwrap_or_default()), ..Default::default() }) }) }).await).await.map(|v| v.into_iter().flat_map(|m| m.images).collect::<Vec<_>>()) };
 }
+
+/// Bytes that are no protobuf message at all: field 1, length-delimited, with a length far past
+/// the end. Even a message with no fields must fail to decode them (skipping the unknown field
+/// runs out of input).
+const GARBAGE: &[u8] = &[0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01];
+
+macro_rules! malformed {
+    ($($id:literal, $rpc:literal, $path:literal, $streaming:literal;)+) => {
+        /// Requests that do not decode: for the RPCs whose request has nothing else to get
+        /// wrong, the wire itself is the negative path.
+        pub const MALFORMED_CASES: &[CaseDef] = &[
+            $(case($id, concat!($rpc, " with a request that is not valid protobuf answers a clear error status"), &[Req { rpc: $rpc, rule: "The runtime must answer with a gRPC status, never hang or crash (DESIGN.md: negative paths are first-class)." }], T, &[], 30, {
+                async fn body(cx: &Cx) -> Result<(), CaseError> {
+                    let status = cx.step("send undecodable bytes", async { Ok::<_, CaseError>(cx.cri().call_raw_bytes($path, GARBAGE.to_vec(), $streaming).await) }).await?;
+                    ensure!(status.code() != Code::Ok, "{} accepted bytes that are not protobuf", $rpc);
+                    ensure!(!status.message().trim().is_empty(), "{}: status {:?} without a message", $rpc, status.code());
+                    cx.step("still serving", async { Ok::<_, CaseError>(cx.cri().version(cri::VersionRequest::default()).await.map(drop)?) }).await
+                }
+                case_fn!(body)
+            }),)+
+        ];
+    };
+}
+
+malformed! {
+    "negative.status.malformed_request", "Status", "/runtime.v1.RuntimeService/Status", false;
+    "negative.runtime_config.malformed_request", "RuntimeConfig", "/runtime.v1.RuntimeService/RuntimeConfig", false;
+    "negative.list_metric_descriptors.malformed_request", "ListMetricDescriptors", "/runtime.v1.RuntimeService/ListMetricDescriptors", false;
+    "negative.list_pod_sandbox_metrics.malformed_request", "ListPodSandboxMetrics", "/runtime.v1.RuntimeService/ListPodSandboxMetrics", false;
+    "negative.stream_pod_sandbox_metrics.malformed_request", "StreamPodSandboxMetrics", "/runtime.v1.RuntimeService/StreamPodSandboxMetrics", true;
+    "negative.get_container_events.malformed_request", "GetContainerEvents", "/runtime.v1.RuntimeService/GetContainerEvents", true;
+    "negative.image_fs_info.malformed_request", "ImageFsInfo", "/runtime.v1.ImageService/ImageFsInfo", false;
+}
