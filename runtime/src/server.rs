@@ -29,6 +29,8 @@ pub struct Config {
     /// Registry host → plain-HTTP base URL to pull from instead (`registry.k8s.io` →
     /// `http://127.0.0.1:5000`); images keep their original names.
     pub registry_mirrors: Vec<(String, String)>,
+    /// PEM files with CA certificates trusted for HTTPS registries besides the web PKI roots.
+    pub registry_ca: Vec<PathBuf>,
     /// The binary with the `__shim` and `__exec` helper subcommands (the `cricket` binary).
     pub shim_binary: PathBuf,
 }
@@ -72,7 +74,16 @@ pub async fn serve(
         .with_context(|| format!("opening the image store in {}", config.root.display()))?;
     let images = Images {
         store: Arc::new(store),
-        puller: Arc::new(Puller::new(config.registry_mirrors.clone())),
+        puller: Arc::new({
+            let mut pems = Vec::new();
+            for p in &config.registry_ca {
+                pems.push(
+                    std::fs::read(p)
+                        .with_context(|| format!("reading registry CA {}", p.display()))?,
+                );
+            }
+            Puller::new(config.registry_mirrors.clone(), &pems).map_err(anyhow::Error::msg)?
+        }),
         faults: config.faults.clone(),
     };
     let engine = Engine::new(

@@ -3,7 +3,7 @@
 //! indexes are honoured, concurrent pulls share the work, mirrors keep names, usage follows
 //! pulls and removals, and the store survives a restart.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -58,7 +58,7 @@ async fn hostile_images_are_refused_or_neutralised() {
     let host = reg.host();
     let dir = tempfile::tempdir().expect("tempdir");
     let store = ImageStore::open(dir.path()).expect("store");
-    let puller = Puller::new(Vec::new());
+    let puller = Puller::new(Vec::new(), &[]).expect("puller");
     let (passwd, hostname) = (sha("/etc/passwd"), sha("/etc/hostname"));
     let before = escape_markers();
 
@@ -142,7 +142,7 @@ async fn whiteouts_indexes_users_and_names() {
     let host = reg.host();
     let dir = tempfile::tempdir().expect("tempdir");
     let store = ImageStore::open(dir.path()).expect("store");
-    let puller = Puller::new(Vec::new());
+    let puller = Puller::new(Vec::new(), &[]).expect("puller");
 
     puller
         .pull(&store, &format!("{host}/cricket/layers:1"), None)
@@ -225,7 +225,7 @@ async fn concurrent_pulls_share_the_work_and_usage_follows() {
     let host = reg.host();
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(ImageStore::open(dir.path()).expect("store"));
-    let puller = Arc::new(Puller::new(Vec::new()));
+    let puller = Arc::new(Puller::new(Vec::new(), &[]).expect("puller"));
     let (empty_bytes, _) = store.usage();
     let reference = format!("{host}/cricket/distinct-1:1");
     let pulls: Vec<_> = (0..4)
@@ -268,22 +268,17 @@ async fn mirrors_keep_the_original_name() {
     let reg = registry().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let store = ImageStore::open(dir.path()).expect("store");
-    let puller = Puller::new(vec![(
-        "registry.k8s.io".into(),
-        format!("http://{}", reg.host()),
-    )]);
+    let puller = Puller::new(
+        vec![("registry.k8s.io".into(), format!("http://{}", reg.host()))],
+        &[],
+    )
+    .expect("puller");
     let rec = puller
         .pull(&store, "registry.k8s.io/cricket/probe:1", None)
         .await
         .expect("pull through mirror");
     assert_eq!(rec.repo_tags, ["registry.k8s.io/cricket/probe:1"]);
     assert!(store.find("registry.k8s.io/cricket/probe:1").is_some());
-    let unmirrored = puller.pull(&store, "quay.io/cricket/probe:1", None).await;
-    assert!(
-        matches!(unmirrored, Err(PullError::Unsupported(_))),
-        "{unmirrored:?}"
-    );
-    let _ = Path::new("/");
 }
 
 /// Different images pulled at once: one pull's bookkeeping must not collect what another is
@@ -294,7 +289,7 @@ async fn parallel_pulls_of_different_images() {
     let host = reg.host();
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(ImageStore::open(dir.path()).expect("store"));
-    let puller = Arc::new(Puller::new(Vec::new()));
+    let puller = Arc::new(Puller::new(Vec::new(), &[]).expect("puller"));
     let names = [
         "probe",
         "distinct-1",
@@ -336,4 +331,80 @@ async fn parallel_pulls_of_different_images() {
             "{n}: rootfs collected"
         );
     }
+}
+
+/// An HTTPS registry with a private CA (the fixture registry behind a TLS terminator):
+/// pulls through an `https://` mirror work once the CA is given, and fail without it.
+#[tokio::test]
+async fn https_registry_with_a_private_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+    let reg = registry().await;
+    let ca_key = KeyPair::generate().expect("ca key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).expect("ca cert");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().expect("leaf key");
+    let mut leaf_params = CertificateParams::new(Vec::<String>::new()).expect("leaf params");
+    leaf_params.subject_alt_names = vec![SanType::IpAddress("127.0.0.1".parse().expect("ip"))];
+    let leaf = leaf_params
+        .signed_by(&leaf_key, &issuer)
+        .expect("leaf cert");
+
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+    )
+    .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let tls_addr = listener.local_addr().expect("addr");
+    let upstream = reg.addr();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = ImageStore::open(dir.path()).expect("store");
+    let mirror = vec![(
+        "registry.example.test".to_string(),
+        format!("https://{tls_addr}"),
+    )];
+    let untrusting = Puller::new(mirror.clone(), &[]).expect("puller");
+    let r = untrusting
+        .pull(&store, "registry.example.test/cricket/probe:1", None)
+        .await;
+    assert!(
+        matches!(r, Err(PullError::Unavailable(_))),
+        "a registry with an unknown CA must not be trusted: {r:?}"
+    );
+    let trusting = Puller::new(mirror, &[ca_cert.pem().into_bytes()]).expect("puller with CA");
+    let rec = trusting
+        .pull(&store, "registry.example.test/cricket/probe:1", None)
+        .await
+        .expect("pull over HTTPS");
+    assert_eq!(rec.repo_tags, ["registry.example.test/cricket/probe:1"]);
+    assert!(
+        Puller::new(Vec::new(), &[b"not a certificate".to_vec()]).is_err(),
+        "garbage CA files are refused"
+    );
 }

@@ -35,6 +35,7 @@ async fn serves_version_status_and_images_and_stubs_the_rest() {
         faults: Faults::default(),
         pause_image: None,
         registry_mirrors: Vec::new(),
+        registry_ca: Vec::new(),
         shim_binary: std::path::PathBuf::from("/nonexistent/cricket"),
     };
     let (stop, stopped) = oneshot::channel::<()>();
@@ -123,6 +124,7 @@ async fn refuses_a_path_that_is_not_a_socket() {
         faults: Faults::default(),
         pause_image: None,
         registry_mirrors: Vec::new(),
+        registry_ca: Vec::new(),
         shim_binary: std::path::PathBuf::from("/nonexistent/cricket"),
     };
     let err = serve(config, async {}).await.expect_err("not a socket");

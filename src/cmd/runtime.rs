@@ -16,9 +16,12 @@ pub struct Args {
     /// Image that holds each pod's namespaces
     #[arg(long)]
     pause_image: Option<String>,
-    /// Pull REGISTRY's images from a plain-HTTP mirror: REGISTRY=http://HOST:PORT (repeatable)
+    /// Pull REGISTRY's images from a mirror: REGISTRY=http(s)://HOST:PORT (repeatable)
     #[arg(long, value_parser = parse_mirror)]
     registry_mirror: Vec<(String, String)>,
+    /// PEM file of a CA trusted for HTTPS registries, besides the web PKI roots (repeatable)
+    #[arg(long)]
+    registry_ca: Vec<PathBuf>,
 }
 
 pub fn main(a: Args) -> ExitCode {
@@ -51,6 +54,7 @@ pub fn main(a: Args) -> ExitCode {
         faults,
         pause_image: a.pause_image,
         registry_mirrors: a.registry_mirror,
+        registry_ca: a.registry_ca,
         shim_binary: match std::env::current_exe() {
             Ok(p) => p,
             Err(e) => return fail_usage(format!("cannot locate the cricket binary: {e}")),

@@ -1,7 +1,8 @@
 //! Pulling images over the OCI distribution API: manifest (index → this platform), config and
 //! layers, every blob verified against its digest before it is stored, every layer verified
 //! against its diff id while it is unpacked. Basic and bearer-token auth; registry mirrors.
-//! Plain HTTP is used for loopback registries and mirrors given as `http://`.
+//! Plain HTTP is used for loopback registries and mirrors given as `http://`; everything else
+//! goes over HTTPS, verified against the web PKI roots plus any `--registry-ca` certificates.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -179,7 +180,7 @@ type Flight = tokio::sync::OnceCell<Result<ImageRecord, PullError>>;
 
 /// The registry client.
 pub struct Puller {
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>,
     /// registry host → base URL (`http://127.0.0.1:5000`).
     mirrors: HashMap<String, String>,
     /// Pulls in progress by reference: concurrent pulls of one image share one result.
@@ -211,19 +212,47 @@ pub fn platform_arch() -> &'static str {
 }
 
 impl Puller {
-    /// `mirrors`: `(registry host, base URL)`, e.g. `("registry.k8s.io", "http://127.0.0.1:5000")`.
-    pub fn new(mirrors: Vec<(String, String)>) -> Self {
+    /// `mirrors`: `(registry host, base URL)`, e.g. `("registry.k8s.io", "http://127.0.0.1:5000")`;
+    /// `extra_ca`: PEM certificates trusted besides the web PKI roots (a private registry's CA).
+    pub fn new(mirrors: Vec<(String, String)>, extra_ca: &[Vec<u8>]) -> Result<Self, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        for pem in extra_ca {
+            use rustls::pki_types::pem::PemObject;
+            let mut n = 0;
+            for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| format!("registry CA: {e}"))?;
+                roots.add(cert).map_err(|e| format!("registry CA: {e}"))?;
+                n += 1;
+            }
+            if n == 0 {
+                return Err("registry CA file holds no PEM certificate".into());
+            }
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(Duration::from_secs(10)));
         http.set_nodelay(true);
-        Self {
-            client: Client::builder(TokioExecutor::new()).build(http),
+        http.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Ok(Self {
+            client: Client::builder(TokioExecutor::new()).build(https),
             mirrors: mirrors
                 .into_iter()
                 .map(|(h, u)| (h, u.trim_end_matches('/').to_string()))
                 .collect(),
             inflight: std::sync::Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     fn base_url(&self, r: &Reference) -> Result<String, PullError> {
@@ -233,10 +262,12 @@ impl Puller {
         if is_loopback(&r.registry) {
             return Ok(format!("http://{}", r.registry));
         }
-        Err(PullError::Unsupported(format!(
-            "{} is not a loopback registry: the bundled runtime pulls over plain HTTP only; add --registry-mirror {}=http://HOST:PORT",
-            r.registry, r.registry
-        )))
+        let host = if r.registry == super::reference::DEFAULT_REGISTRY {
+            "registry-1.docker.io"
+        } else {
+            r.registry.as_str()
+        };
+        Ok(format!("https://{host}"))
     }
 
     /// Pulls `reference` into `store` and returns the stored image.

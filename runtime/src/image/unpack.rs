@@ -436,6 +436,41 @@ fn reopen_dir(fd: &OwnedFd) -> io::Result<OwnedFd> {
 mod tests {
     use super::*;
 
+    fn tar_of(name: &str, data: &[u8]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, data).expect("append");
+        b.into_inner().expect("tar")
+    }
+
+    /// Layers come gzip-, zstd- or un-compressed; all three unpack the same way.
+    #[test]
+    fn gzip_zstd_and_plain_layers() {
+        use std::io::Write;
+        let tar = tar_of("etc/flag", b"same\n");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).expect("gzip");
+        let gz = gz.finish().expect("gzip");
+        let zst = ruzstd::encoding::compress_to_vec(
+            tar.as_slice(),
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        for (what, bytes) in [("plain", tar.clone()), ("gzip", gz), ("zstd", zst)] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let stats = unpack_layer(bytes.as_slice(), dir.path())
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(stats.entries, 1, "{what}");
+            assert_eq!(
+                std::fs::read(dir.path().join("etc/flag")).expect(what),
+                b"same\n",
+                "{what}"
+            );
+        }
+    }
+
     #[test]
     fn components_refuse_dotdot_and_flag_absolute() {
         assert_eq!(
