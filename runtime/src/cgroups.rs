@@ -118,6 +118,19 @@ pub struct Limits {
     pub memory_swap_limit: i64,
 }
 
+impl Limits {
+    /// The cgroup settings a CRI resources message asks for.
+    pub fn from_cri(r: &cricket_proto::v1::LinuxContainerResources) -> Self {
+        Self {
+            cpu_period: r.cpu_period,
+            cpu_quota: r.cpu_quota,
+            cpu_shares: r.cpu_shares,
+            memory_limit: r.memory_limit_in_bytes,
+            memory_swap_limit: r.memory_swap_limit_in_bytes,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
     pub cpu_ns: u64,

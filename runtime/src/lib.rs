@@ -7,6 +7,7 @@
 
 pub mod cgroups;
 pub mod containers;
+pub mod ctrconfig;
 pub mod engine;
 pub mod exec;
 pub mod fault;
@@ -17,6 +18,7 @@ mod runtime_service;
 mod server;
 pub mod shim;
 pub mod state;
+pub mod stats;
 pub mod sys;
 
 pub use server::{Config, serve};

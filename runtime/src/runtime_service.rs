@@ -105,184 +105,6 @@ impl Runtime {
         v.sort_by_key(|p| p.created_at);
         v
     }
-
-    fn pod_stats(&self, id: &str) -> Option<cri::PodSandboxStats> {
-        let (attrs, cgroup, ctr_ids) = {
-            let t = self.engine.tables();
-            let p = t.pods.get(id)?;
-            let attrs = cri::PodSandboxAttributes {
-                id: p.rec.id.clone(),
-                metadata: p.config.metadata.clone(),
-                labels: p.config.labels.clone(),
-                annotations: p.config.annotations.clone(),
-            };
-            let ids: Vec<String> = t
-                .ctrs
-                .values()
-                .filter(|c| c.rec.pod_id == id && c.rec.state != CtrState::Exited)
-                .map(|c| c.rec.id.clone())
-                .collect();
-            (attrs, p.rec.cgroup.clone(), ids)
-        };
-        // The pod cgroup holds the pause process and every container: its usage is the pod's.
-        let cg = self.engine.cgroups.create(&cgroup).ok();
-        let u = cg.as_ref().map(|g| g.usage()).unwrap_or_default();
-        let now = crate::sys::now_ns();
-        let containers: Vec<cri::ContainerStats> = ctr_ids
-            .iter()
-            .filter_map(|c| self.container_stats(c))
-            .collect();
-        let procs: u64 = containers.len() as u64 + 1;
-        Some(cri::PodSandboxStats {
-            attributes: Some(attrs),
-            linux: Some(cri::LinuxPodSandboxStats {
-                cpu: Some(cri::CpuUsage {
-                    timestamp: now,
-                    usage_core_nano_seconds: Some(cri::UInt64Value { value: u.cpu_ns }),
-                    usage_nano_cores: None,
-                    psi: None,
-                }),
-                memory: Some(cri::MemoryUsage {
-                    timestamp: now,
-                    working_set_bytes: Some(cri::UInt64Value {
-                        value: u.memory_working_set,
-                    }),
-                    available_bytes: None,
-                    usage_bytes: Some(cri::UInt64Value {
-                        value: u.memory_usage,
-                    }),
-                    rss_bytes: Some(cri::UInt64Value {
-                        value: u.memory_rss,
-                    }),
-                    page_faults: Some(cri::UInt64Value {
-                        value: u.page_faults,
-                    }),
-                    major_page_faults: Some(cri::UInt64Value {
-                        value: u.major_page_faults,
-                    }),
-                    psi: None,
-                }),
-                network: None,
-                process: Some(cri::ProcessUsage {
-                    timestamp: now,
-                    process_count: Some(cri::UInt64Value { value: procs }),
-                }),
-                containers,
-                io: None,
-            }),
-            windows: None,
-        })
-    }
-
-    fn pod_ids(&self, f: Option<&cri::PodSandboxStatsFilter>) -> Vec<String> {
-        let t = self.engine.tables();
-        t.pods
-            .values()
-            .filter(|p| p.rec.state == crate::state::PodState::Ready)
-            .filter(|p| {
-                f.is_none_or(|f| {
-                    (f.id.is_empty() || p.rec.id.starts_with(&f.id))
-                        && crate::pods::labels_match(&p.config.labels, &f.label_selector)
-                })
-            })
-            .map(|p| p.rec.id.clone())
-            .collect()
-    }
-
-    fn ctr_stat_ids(&self, f: Option<&cri::ContainerStatsFilter>) -> Vec<String> {
-        let t = self.engine.tables();
-        t.ctrs
-            .values()
-            .filter(|c| c.rec.state != CtrState::Exited)
-            .filter(|c| {
-                f.is_none_or(|f| {
-                    (f.id.is_empty() || c.rec.id.starts_with(&f.id))
-                        && (f.pod_sandbox_id.is_empty()
-                            || c.rec.pod_id.starts_with(&f.pod_sandbox_id))
-                        && crate::pods::labels_match(&c.config.labels, &f.label_selector)
-                })
-            })
-            .map(|c| c.rec.id.clone())
-            .collect()
-    }
-
-    fn container_stats(&self, id: &str) -> Option<cri::ContainerStats> {
-        let t = self.engine.tables();
-        let c = t.ctrs.get(id)?;
-        let u = self
-            .engine
-            .cgroups
-            .create(&c.rec.cgroup)
-            .map(|g| g.usage())
-            .unwrap_or_default();
-        let now = crate::sys::now_ns();
-        let upper = c.dir.join("upper");
-        let (bytes, inodes) = dir_usage(&upper);
-        Some(cri::ContainerStats {
-            attributes: Some(cri::ContainerAttributes {
-                id: c.rec.id.clone(),
-                metadata: c.config.metadata.clone(),
-                labels: c.config.labels.clone(),
-                annotations: c.config.annotations.clone(),
-            }),
-            cpu: Some(cri::CpuUsage {
-                timestamp: now,
-                usage_core_nano_seconds: Some(cri::UInt64Value { value: u.cpu_ns }),
-                usage_nano_cores: None,
-                psi: None,
-            }),
-            memory: Some(cri::MemoryUsage {
-                timestamp: now,
-                working_set_bytes: Some(cri::UInt64Value {
-                    value: u.memory_working_set,
-                }),
-                available_bytes: None,
-                usage_bytes: Some(cri::UInt64Value {
-                    value: u.memory_usage,
-                }),
-                rss_bytes: Some(cri::UInt64Value {
-                    value: u.memory_rss,
-                }),
-                page_faults: Some(cri::UInt64Value {
-                    value: u.page_faults,
-                }),
-                major_page_faults: Some(cri::UInt64Value {
-                    value: u.major_page_faults,
-                }),
-                psi: None,
-            }),
-            writable_layer: Some(cri::FilesystemUsage {
-                timestamp: now,
-                fs_id: Some(cri::FilesystemIdentifier {
-                    mountpoint: upper.display().to_string(),
-                }),
-                used_bytes: Some(cri::UInt64Value { value: bytes }),
-                inodes_used: Some(cri::UInt64Value { value: inodes }),
-            }),
-            swap: None,
-            io: None,
-        })
-    }
-}
-
-fn dir_usage(p: &std::path::Path) -> (u64, u64) {
-    use std::os::unix::fs::MetadataExt;
-    let mut acc = (0, 0);
-    let mut stack = vec![p.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let Ok(m) = e.metadata() else { continue };
-            acc.0 += m.blocks() * 512;
-            acc.1 += 1;
-            if m.is_dir() {
-                stack.push(e.path());
-            }
-        }
-    }
-    acc
 }
 
 #[tonic::async_trait]
@@ -545,13 +367,7 @@ impl RuntimeService for Runtime {
             )));
         }
         if let Some(r) = req.linux {
-            let l = crate::cgroups::Limits {
-                cpu_period: r.cpu_period,
-                cpu_quota: r.cpu_quota,
-                cpu_shares: r.cpu_shares,
-                memory_limit: r.memory_limit_in_bytes,
-                memory_swap_limit: r.memory_swap_limit_in_bytes,
-            };
+            let l = crate::cgroups::Limits::from_cri(&r);
             let cg = self
                 .engine
                 .cgroups
@@ -607,6 +423,7 @@ impl RuntimeService for Runtime {
         let id = request.into_inner().container_id;
         require_id(&id, "ContainerStatsRequest.container_id")?;
         let stats = self
+            .engine
             .container_stats(&id)
             .ok_or_else(|| Status::not_found(format!("container {id} not found")))?;
         Ok(Response::new(cri::ContainerStatsResponse {
@@ -620,9 +437,10 @@ impl RuntimeService for Runtime {
     ) -> Result<Response<cri::ListContainerStatsResponse>, Status> {
         let f = request.into_inner().filter;
         let stats = self
+            .engine
             .ctr_stat_ids(f.as_ref())
             .iter()
-            .filter_map(|id| self.container_stats(id))
+            .filter_map(|id| self.engine.container_stats(id))
             .collect();
         Ok(Response::new(cri::ListContainerStatsResponse { stats }))
     }
@@ -633,9 +451,10 @@ impl RuntimeService for Runtime {
     ) -> Result<Response<Stream_<cri::StreamContainerStatsResponse>>, Status> {
         let f = request.into_inner().filter;
         let stats: Vec<cri::ContainerStats> = self
+            .engine
             .ctr_stat_ids(f.as_ref())
             .iter()
-            .filter_map(|id| self.container_stats(id))
+            .filter_map(|id| self.engine.container_stats(id))
             .collect();
         let items = stats
             .chunks(100)
@@ -653,6 +472,7 @@ impl RuntimeService for Runtime {
         let id = request.into_inner().pod_sandbox_id;
         require_id(&id, "PodSandboxStatsRequest.pod_sandbox_id")?;
         let stats = self
+            .engine
             .pod_stats(&id)
             .ok_or_else(|| Status::not_found(format!("pod sandbox {id} not found")))?;
         Ok(Response::new(cri::PodSandboxStatsResponse {
@@ -666,9 +486,10 @@ impl RuntimeService for Runtime {
     ) -> Result<Response<cri::ListPodSandboxStatsResponse>, Status> {
         let f = request.into_inner().filter;
         let stats = self
+            .engine
             .pod_ids(f.as_ref())
             .iter()
-            .filter_map(|id| self.pod_stats(id))
+            .filter_map(|id| self.engine.pod_stats(id))
             .collect();
         Ok(Response::new(cri::ListPodSandboxStatsResponse { stats }))
     }
@@ -679,9 +500,10 @@ impl RuntimeService for Runtime {
     ) -> Result<Response<Stream_<cri::StreamPodSandboxStatsResponse>>, Status> {
         let f = request.into_inner().filter;
         let stats: Vec<cri::PodSandboxStats> = self
+            .engine
             .pod_ids(f.as_ref())
             .iter()
-            .filter_map(|id| self.pod_stats(id))
+            .filter_map(|id| self.engine.pod_stats(id))
             .collect();
         let items = stats
             .chunks(100)
@@ -709,13 +531,7 @@ impl RuntimeService for Runtime {
             p.rec.cgroup.clone()
         };
         if let Some(r) = req.resources {
-            let l = crate::cgroups::Limits {
-                cpu_period: r.cpu_period,
-                cpu_quota: r.cpu_quota,
-                cpu_shares: r.cpu_shares,
-                memory_limit: r.memory_limit_in_bytes,
-                memory_swap_limit: r.memory_swap_limit_in_bytes,
-            };
+            let l = crate::cgroups::Limits::from_cri(&r);
             let cg = self
                 .engine
                 .cgroups
