@@ -2,5 +2,6 @@
 
 pub mod pull;
 pub mod reference;
+mod session;
 pub mod store;
 pub mod unpack;
