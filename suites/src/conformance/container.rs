@@ -2,9 +2,7 @@
 
 use std::time::Duration;
 
-use cricket_harness::{
-    CaseDef, CaseError, Cx, Need, Req, Suite, Tag, case_fn, cri, ensure, ensure_eq,
-};
+use cricket_harness::{CaseDef, CaseError, Cx, Req, Suite, Tag, case_fn, cri, ensure, ensure_eq};
 use tonic::Code;
 
 use super::{case, util};
@@ -89,24 +87,6 @@ pub const CASES: &[CaseDef] = &[
         case_fn!(attributes_preserved),
     ),
     case(
-        "container.config.image_defaults",
-        "entrypoint, cmd, env and working dir come from the image when the request leaves them out",
-        &[CREATE],
-        &[Tag::Conformance],
-        &[],
-        60,
-        case_fn!(image_defaults),
-    ),
-    case(
-        "container.config.request_overrides",
-        "command, args, env and working dir of the request override the image's",
-        &[CREATE],
-        &[Tag::Conformance],
-        &[],
-        60,
-        case_fn!(request_overrides),
-    ),
-    case(
         "container.stop.grace_then_kill",
         "a container ignoring SIGTERM is killed after the grace period",
         &[STOP],
@@ -114,21 +94,6 @@ pub const CASES: &[CaseDef] = &[
         &[],
         60,
         case_fn!(grace_then_kill),
-    ),
-    case(
-        "container.stop.image_stop_signal",
-        "StopContainer sends the image's StopSignal (SIGUSR1), not SIGTERM",
-        &[
-            STOP,
-            Req {
-                rpc: "StopContainer",
-                rule: "StopContainer stops a running container with a grace period (i.e., timeout).",
-            },
-        ],
-        L,
-        &[],
-        60,
-        case_fn!(image_stop_signal),
     ),
     case(
         "container.list.filters",
@@ -158,33 +123,6 @@ pub const CASES: &[CaseDef] = &[
         case_fn!(duplicate_name),
     ),
     case(
-        "container.mount.host_path",
-        "a host directory mounted into the container is visible there, read-only when asked",
-        &[MOUNTS],
-        &[Tag::Conformance],
-        &[],
-        60,
-        case_fn!(host_path_mount),
-    ),
-    case(
-        "container.mount.symlinked_host_path",
-        "a host path that is a symlink is mounted as its target",
-        &[MOUNTS],
-        &[Tag::Conformance],
-        &[],
-        60,
-        case_fn!(symlinked_mount),
-    ),
-    case(
-        "container.resources.update",
-        "UpdateContainerResources is accepted and reflected in ContainerStatus.resources",
-        &[UPDATE],
-        &[Tag::Conformance],
-        &[Need::Cgroups],
-        60,
-        case_fn!(update_resources),
-    ),
-    case(
         "container.status.unknown_id",
         "ContainerStatus of an unknown id is an error (NotFound)",
         &[STATUS],
@@ -204,7 +142,7 @@ pub const CASES: &[CaseDef] = &[
     ),
 ];
 
-const CREATE: Req = Req {
+pub(super) const CREATE: Req = Req {
     rpc: "CreateContainer",
     rule: "CreateContainer creates a new container in specified PodSandbox",
 };
@@ -212,7 +150,7 @@ const START: Req = Req {
     rpc: "StartContainer",
     rule: "StartContainer starts the container.",
 };
-const STOP: Req = Req {
+pub(super) const STOP: Req = Req {
     rpc: "StopContainer",
     rule: "The runtime must forcibly kill the container after the grace period is reached.",
 };
@@ -240,15 +178,15 @@ const ANNOTATIONS: Req = Req {
     rpc: "ContainerStatus",
     rule: "Annotations MUST NOT be altered by the runtime; the value of this field MUST be identical to that of the corresponding ContainerConfig used to instantiate the Container this status represents.",
 };
-const MOUNTS: Req = Req {
+pub(super) const MOUNTS: Req = Req {
     rpc: "CreateContainer",
     rule: "Mounts for the container.",
 };
-const UPDATE: Req = Req {
+pub(super) const UPDATE: Req = Req {
     rpc: "UpdateContainerResources",
     rule: "UpdateContainerResources updates ContainerConfig of the container synchronously. If runtime fails to transactionally update the requested resources, an error is returned.",
 };
-const L: &[Tag] = &[Tag::Conformance, Tag::Lifecycle];
+pub(super) const L: &[Tag] = &[Tag::Conformance, Tag::Lifecycle];
 
 /// The smallest end-to-end scenario: pull, run a pod, run `echo hello` in it, see it exit 0
 /// and find `hello` on stdout in the log file named by LogDirectory + LogPath.
@@ -300,9 +238,9 @@ async fn echo_to_log(cx: &Cx) -> Result<(), CaseError> {
     .await
 }
 
-const WAIT: Duration = Duration::from_secs(30);
+pub(super) const WAIT: Duration = Duration::from_secs(30);
 
-async fn probe(cx: &Cx) -> Result<(String, String), CaseError> {
+pub(super) async fn probe(cx: &Cx) -> Result<(String, String), CaseError> {
     cx.step("pull probe", util::pull(cx, "probe")).await
 }
 
@@ -488,86 +426,6 @@ async fn attributes_preserved(cx: &Cx) -> Result<(), CaseError> {
     .await
 }
 
-/// Runs a container from the `config` fixture (Entrypoint probe echo, Cmd from-image-cmd,
-/// Env, WorkingDir /work) with the given overrides and returns its stdout.
-async fn run_config_image(
-    cx: &Cx,
-    edit: impl FnOnce(&mut cri::ContainerConfig),
-) -> Result<String, CaseError> {
-    let (image, _) = cx
-        .step("pull config image", util::pull(cx, "config"))
-        .await?;
-    let (pod, pod_cfg) = cx.step("run pod", util::run_pod(cx, "cfg")).await?;
-    let mut config = util::container_config(cx, "cfg", &image, &[]);
-    edit(&mut config);
-    let log = util::log_file(&pod_cfg, &config);
-    let id = cx
-        .step("create", util::create_container(cx, &pod, &pod_cfg, config))
-        .await?;
-    cx.step("start", util::start(cx, &id)).await?;
-    let st = cx
-        .step(
-            "wait for exit",
-            util::wait_state(cx, &id, cri::ContainerState::ContainerExited, WAIT),
-        )
-        .await?;
-    ensure_eq!(0, st.exit_code, "exit code");
-    Ok(util::read_log(&log)?
-        .1
-        .get("stdout")
-        .cloned()
-        .unwrap_or_default())
-}
-
-async fn image_defaults(cx: &Cx) -> Result<(), CaseError> {
-    let out = run_config_image(cx, |_| {}).await?;
-    ensure_eq!(
-        "from-image-cmd\n",
-        out,
-        "output of the image's entrypoint + cmd"
-    );
-    let out = run_config_image(cx, |c| c.command = util::s(&["/bin/probe", "pwd"])).await?;
-    ensure_eq!("/work\n", out, "working dir from the image");
-    let out = run_config_image(cx, |c| c.command = util::s(&["/bin/probe", "env"])).await?;
-    ensure!(
-        out.lines().any(|l| l == "CRICKET_FROM_IMAGE=image"),
-        "image env missing:\n{out}"
-    );
-    Ok(())
-}
-
-async fn request_overrides(cx: &Cx) -> Result<(), CaseError> {
-    let out = run_config_image(cx, |c| c.args = util::s(&["from-request-args"])).await?;
-    ensure_eq!(
-        "from-request-args\n",
-        out,
-        "args replace the image cmd, keep its entrypoint"
-    );
-    let out = run_config_image(cx, |c| {
-        c.command = util::s(&["/bin/probe", "env"]);
-        c.envs = vec![cri::KeyValue {
-            key: "CRICKET_OVERRIDE".into(),
-            value: b"request".to_vec(),
-        }];
-    })
-    .await?;
-    ensure!(
-        out.lines().any(|l| l == "CRICKET_OVERRIDE=request"),
-        "request env did not override the image's:\n{out}"
-    );
-    ensure!(
-        !out.lines().any(|l| l == "CRICKET_OVERRIDE=image"),
-        "image value still present:\n{out}"
-    );
-    let out = run_config_image(cx, |c| {
-        c.command = util::s(&["/bin/probe", "pwd"]);
-        c.working_dir = "/tmp".into();
-    })
-    .await?;
-    ensure_eq!("/tmp\n", out, "working dir of the request");
-    Ok(())
-}
-
 async fn grace_then_kill(cx: &Cx) -> Result<(), CaseError> {
     let (image, _) = probe(cx).await?;
     let (_, pod_cfg, id, config) =
@@ -602,39 +460,6 @@ async fn grace_then_kill(cx: &Cx) -> Result<(), CaseError> {
         Ok(())
     })
     .await
-}
-
-async fn image_stop_signal(cx: &Cx) -> Result<(), CaseError> {
-    let (image, _) = cx
-        .step("pull config image", util::pull(cx, "config"))
-        .await?;
-    let (_, pod_cfg, id, config) = util::pod_with_container(
-        cx,
-        &image,
-        &[
-            "/bin/probe",
-            "signals",
-            "/tmp/signals",
-            "--exit-on",
-            "SIGUSR1",
-        ],
-    )
-    .await?;
-    let log = util::log_file(&pod_cfg, &config);
-    cx.step(
-        "wait until it handles signals",
-        util::wait_log(&log, "ready", WAIT),
-    )
-    .await?;
-    cx.step("stop with a 20 s grace period", util::stop(cx, &id, 20))
-        .await?;
-    let st = cx.step("status", util::container_status(cx, &id)).await?;
-    ensure_eq!(
-        0,
-        st.exit_code,
-        "exit code (0 = it got SIGUSR1 and exited; 137 = it was killed)"
-    );
-    Ok(())
 }
 
 async fn list_filters(cx: &Cx) -> Result<(), CaseError> {
@@ -801,116 +626,6 @@ async fn duplicate_name(cx: &Cx) -> Result<(), CaseError> {
         Ok(())
     })
     .await
-}
-
-async fn run_with_mount(
-    cx: &Cx,
-    host: &std::path::Path,
-    readonly: bool,
-    cmd: &[&str],
-) -> Result<(i32, String), CaseError> {
-    let (image, _) = probe(cx).await?;
-    let (pod, pod_cfg) = cx.step("run pod", util::run_pod(cx, "mnt")).await?;
-    let mut config = util::container_config(cx, "mnt", &image, cmd);
-    config.mounts = vec![cri::Mount {
-        container_path: "/mnt/host".into(),
-        host_path: host.display().to_string(),
-        readonly,
-        ..Default::default()
-    }];
-    let log = util::log_file(&pod_cfg, &config);
-    let id = cx
-        .step("create", util::create_container(cx, &pod, &pod_cfg, config))
-        .await?;
-    cx.step("start", util::start(cx, &id)).await?;
-    let st = cx
-        .step(
-            "wait for exit",
-            util::wait_state(cx, &id, cri::ContainerState::ContainerExited, WAIT),
-        )
-        .await?;
-    let (_, out) = util::read_log(&log)?;
-    Ok((
-        st.exit_code,
-        format!(
-            "{}{}",
-            out.get("stdout").cloned().unwrap_or_default(),
-            out.get("stderr").cloned().unwrap_or_default()
-        ),
-    ))
-}
-
-async fn host_path_mount(cx: &Cx) -> Result<(), CaseError> {
-    let dir = cx.scratch()?.join("volume");
-    std::fs::create_dir_all(&dir).map_err(|e| CaseError::fail(e.to_string()))?;
-    std::fs::write(dir.join("flag"), "from the host\n")
-        .map_err(|e| CaseError::fail(e.to_string()))?;
-    let (code, out) =
-        run_with_mount(cx, &dir, false, &["/bin/probe", "cat", "/mnt/host/flag"]).await?;
-    ensure_eq!(
-        (0, "from the host\n".to_string()),
-        (code, out),
-        "reading the mounted file"
-    );
-    let (code, out) =
-        run_with_mount(cx, &dir, true, &["/bin/probe", "touch", "/mnt/host/new"]).await?;
-    ensure!(code != 0, "writing into a read-only mount succeeded: {out}");
-    ensure!(
-        !dir.join("new").exists(),
-        "a read-only mount let the container create a host file"
-    );
-    Ok(())
-}
-
-async fn symlinked_mount(cx: &Cx) -> Result<(), CaseError> {
-    let base = cx.scratch()?;
-    let real = base.join("real");
-    std::fs::create_dir_all(&real).map_err(|e| CaseError::fail(e.to_string()))?;
-    std::fs::write(real.join("flag"), "through a link\n")
-        .map_err(|e| CaseError::fail(e.to_string()))?;
-    let link = base.join("link");
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(&real, &link).map_err(|e| CaseError::fail(e.to_string()))?;
-    let (code, out) =
-        run_with_mount(cx, &link, false, &["/bin/probe", "cat", "/mnt/host/flag"]).await?;
-    ensure_eq!(
-        (0, "through a link\n".to_string()),
-        (code, out),
-        "reading through a symlinked host path"
-    );
-    Ok(())
-}
-
-async fn update_resources(cx: &Cx) -> Result<(), CaseError> {
-    let (image, _) = probe(cx).await?;
-    let (_, _, id, _) =
-        util::pod_with_container(cx, &image, &["/bin/probe", "sleep", "inf"]).await?;
-    let res = cri::LinuxContainerResources {
-        cpu_shares: 512,
-        memory_limit_in_bytes: 256 << 20,
-        ..Default::default()
-    };
-    cx.step("update", async {
-        cx.cri()
-            .update_container_resources(cri::UpdateContainerResourcesRequest {
-                container_id: id.clone(),
-                linux: Some(res.clone()),
-                ..Default::default()
-            })
-            .await?;
-        Ok(())
-    })
-    .await?;
-    let st = cx.step("status", util::container_status(cx, &id)).await?;
-    let got = st.resources.and_then(|r| r.linux).ok_or_else(|| {
-        CaseError::fail("ContainerStatus.resources.linux is empty after an update")
-    })?;
-    ensure_eq!(
-        (512, 256 << 20),
-        (got.cpu_shares, got.memory_limit_in_bytes),
-        "cpu_shares and memory limit in status"
-    );
-    Ok(())
 }
 
 async fn status_unknown(cx: &Cx) -> Result<(), CaseError> {

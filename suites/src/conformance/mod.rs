@@ -3,10 +3,12 @@
 
 pub mod concurrency;
 pub mod container;
+pub mod container_config;
 pub mod events;
 pub mod exec;
 pub mod idempotence;
 pub mod image;
+pub mod image_store;
 pub mod logs;
 pub mod negative;
 pub mod pod;
@@ -22,12 +24,13 @@ use cricket_harness::CaseDef;
 pub const CASES: &[&[CaseDef]] = &[
     concurrency::CASES,
     container::CASES,
+    container_config::CASES,
     events::CASES,
     exec::CASES,
     exec::USER_CASES,
     idempotence::CASES,
     image::CASES,
-    image::MORE_CASES,
+    image_store::CASES,
     logs::CASES,
     negative::CASES,
     negative::LIST_CASES,
