@@ -27,6 +27,8 @@ enum Command {
     List(cmd::list::Args),
     /// Serve the bundled CRI runtime on a unix socket.
     Runtime(cmd::runtime::Args),
+    /// Compare two runs: outcome changes (newly failing first) and latency ratios.
+    Diff(cmd::diff::Args),
     /// Measure pod-startup latency of one or more targets.
     Bench(cmd::bench::Args),
     /// Serve the fixture images over the OCI distribution API.
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Command::List(a) => cmd::list::main(a),
         Command::Runtime(a) => cmd::runtime::main(a),
         Command::Bench(a) => cmd::bench::main(a),
+        Command::Diff(a) => cmd::diff::main(a),
         Command::Registry(a) => cmd::registry::main(a),
         Command::Images(a) => cmd::images::main(a),
     }

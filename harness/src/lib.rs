@@ -6,6 +6,7 @@ pub mod bench;
 pub mod case;
 pub mod client;
 pub mod cx;
+pub mod diff;
 pub mod event;
 pub mod expectations;
 pub mod host;

@@ -1,6 +1,7 @@
 //! One file per verb.
 
 pub mod bench;
+pub mod diff;
 pub mod images;
 pub mod list;
 pub mod registry;
