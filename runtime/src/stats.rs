@@ -37,32 +37,8 @@ impl Engine {
         Some(cri::PodSandboxStats {
             attributes: Some(attrs),
             linux: Some(cri::LinuxPodSandboxStats {
-                cpu: Some(cri::CpuUsage {
-                    timestamp: now,
-                    usage_core_nano_seconds: Some(cri::UInt64Value { value: u.cpu_ns }),
-                    usage_nano_cores: None,
-                    psi: None,
-                }),
-                memory: Some(cri::MemoryUsage {
-                    timestamp: now,
-                    working_set_bytes: Some(cri::UInt64Value {
-                        value: u.memory_working_set,
-                    }),
-                    available_bytes: None,
-                    usage_bytes: Some(cri::UInt64Value {
-                        value: u.memory_usage,
-                    }),
-                    rss_bytes: Some(cri::UInt64Value {
-                        value: u.memory_rss,
-                    }),
-                    page_faults: Some(cri::UInt64Value {
-                        value: u.page_faults,
-                    }),
-                    major_page_faults: Some(cri::UInt64Value {
-                        value: u.major_page_faults,
-                    }),
-                    psi: None,
-                }),
+                cpu: Some(cpu_usage(&u, now)),
+                memory: Some(memory_usage(&u, now)),
                 network: None,
                 process: Some(cri::ProcessUsage {
                     timestamp: now,
@@ -125,32 +101,8 @@ impl Engine {
                 labels: c.config.labels.clone(),
                 annotations: c.config.annotations.clone(),
             }),
-            cpu: Some(cri::CpuUsage {
-                timestamp: now,
-                usage_core_nano_seconds: Some(cri::UInt64Value { value: u.cpu_ns }),
-                usage_nano_cores: None,
-                psi: None,
-            }),
-            memory: Some(cri::MemoryUsage {
-                timestamp: now,
-                working_set_bytes: Some(cri::UInt64Value {
-                    value: u.memory_working_set,
-                }),
-                available_bytes: None,
-                usage_bytes: Some(cri::UInt64Value {
-                    value: u.memory_usage,
-                }),
-                rss_bytes: Some(cri::UInt64Value {
-                    value: u.memory_rss,
-                }),
-                page_faults: Some(cri::UInt64Value {
-                    value: u.page_faults,
-                }),
-                major_page_faults: Some(cri::UInt64Value {
-                    value: u.major_page_faults,
-                }),
-                psi: None,
-            }),
+            cpu: Some(cpu_usage(&u, now)),
+            memory: Some(memory_usage(&u, now)),
             writable_layer: Some(cri::FilesystemUsage {
                 timestamp: now,
                 fs_id: Some(cri::FilesystemIdentifier {
@@ -183,4 +135,27 @@ fn dir_usage(p: &std::path::Path) -> (u64, u64) {
         }
     }
     acc
+}
+
+fn cpu_usage(u: &crate::cgroups::Usage, now: i64) -> cri::CpuUsage {
+    cri::CpuUsage {
+        timestamp: now,
+        usage_core_nano_seconds: Some(cri::UInt64Value { value: u.cpu_ns }),
+        usage_nano_cores: None,
+        psi: None,
+    }
+}
+
+fn memory_usage(u: &crate::cgroups::Usage, now: i64) -> cri::MemoryUsage {
+    let v = |value| Some(cri::UInt64Value { value });
+    cri::MemoryUsage {
+        timestamp: now,
+        working_set_bytes: v(u.memory_working_set),
+        available_bytes: None,
+        usage_bytes: v(u.memory_usage),
+        rss_bytes: v(u.memory_rss),
+        page_faults: v(u.page_faults),
+        major_page_faults: v(u.major_page_faults),
+        psi: None,
+    }
 }
