@@ -152,6 +152,10 @@ pub async fn run(req: RunRequest, registry: &[&'static CaseDef]) -> Result<RunRe
         .clone()
         .unwrap_or_else(|| report_dir.join("results.json"));
 
+    // Signals are taken from here on, so a Ctrl-C during set-up still stops the runtime we
+    // start instead of orphaning it (it runs in its own process group).
+    let cancel = Cancel::default();
+    let watcher = tokio::spawn(watch_signals(cancel.clone()));
     let fixtures = match start_fixtures(req.images.as_deref()).await {
         Ok(f) => f,
         Err(e) => {
@@ -175,6 +179,11 @@ pub async fn run(req: RunRequest, registry: &[&'static CaseDef]) -> Result<RunRe
             return Err(SetupError(e.0));
         }
     };
+    if let Some(why) = cancel.reason() {
+        let _ = target.stop().await;
+        watcher.abort();
+        return Err(SetupError(format!("interrupted during set-up: {why}")));
+    }
 
     let host = HostInfo::probe();
     let cfg = RunConfig {
@@ -218,8 +227,6 @@ pub async fn run(req: RunRequest, registry: &[&'static CaseDef]) -> Result<RunRe
         Box::new(JsonReporter::new(json.clone())),
     ];
 
-    let cancel = Cancel::default();
-    let watcher = tokio::spawn(watch_signals(cancel.clone()));
     let (summary, mut problems) =
         runner::run(&cases, target.as_ref(), &cfg, meta, &mut reporters, &cancel).await;
     watcher.abort();
