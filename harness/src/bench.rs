@@ -228,3 +228,124 @@ mod tests {
         assert_eq!(Summary::of(&[]).p50_us, 0);
     }
 }
+
+/// A committed expectation for one target (`reports/baselines/<target>.json`), Kata-style: a
+/// midpoint per metric and how far above it a p50 may go before the run fails.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct Baseline {
+    pub schema: String,
+    pub target: String,
+    /// Where the numbers come from (machine kind, date, command).
+    pub measured_on: String,
+    pub metrics: std::collections::BTreeMap<String, BaselineMetric>,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct BaselineMetric {
+    pub p50_us: u64,
+    /// A p50 more than this many percent above `p50_us` is a regression.
+    pub max_regression_percent: u64,
+}
+
+pub const BASELINE_SCHEMA: &str = "cricket.baseline/v1";
+
+fn metrics_of(t: &TargetBench) -> [(&'static str, &Summary); 5] {
+    [
+        ("pod_startup", &t.pod_startup),
+        ("run_pod_sandbox", &t.run_pod_sandbox),
+        ("create_container", &t.create_container),
+        ("start_container", &t.start_container),
+        ("teardown", &t.teardown),
+    ]
+}
+
+impl Baseline {
+    /// A baseline from a measurement, allowing `percent` above each p50.
+    pub fn from_bench(t: &TargetBench, percent: u64, measured_on: &str) -> Self {
+        Self {
+            schema: BASELINE_SCHEMA.into(),
+            target: t.target.clone(),
+            measured_on: measured_on.into(),
+            metrics: metrics_of(t)
+                .into_iter()
+                .map(|(m, s)| {
+                    (
+                        m.to_string(),
+                        BaselineMetric {
+                            p50_us: s.p50_us,
+                            max_regression_percent: percent,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read baseline {}: {e}", path.display()))?;
+        let b: Self =
+            serde_json::from_str(&text).map_err(|e| format!("baseline {}: {e}", path.display()))?;
+        if b.schema != BASELINE_SCHEMA {
+            return Err(format!(
+                "baseline {}: schema {:?}, expected {BASELINE_SCHEMA:?}",
+                path.display(),
+                b.schema
+            ));
+        }
+        Ok(b)
+    }
+
+    /// The metrics of `t` whose p50 regressed beyond the tolerance, as readable lines.
+    pub fn regressions(&self, t: &TargetBench) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, s) in metrics_of(t) {
+            let Some(m) = self.metrics.get(name) else {
+                continue;
+            };
+            let limit = m.p50_us.saturating_mul(100 + m.max_regression_percent) / 100;
+            if s.p50_us > limit {
+                out.push(format!(
+                    "{} {name}: p50 {} > {} (baseline {} + {}%)",
+                    t.target,
+                    ms(s.p50_us),
+                    ms(limit),
+                    ms(m.p50_us),
+                    m.max_regression_percent
+                ));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod baseline_tests {
+    use super::*;
+
+    fn bench(p50_ms: u64) -> TargetBench {
+        let s = Summary::of(&[Duration::from_millis(p50_ms)]);
+        TargetBench {
+            target: "bundled".into(),
+            runtime: "cricket 0.1.0".into(),
+            pod_startup: s.clone(),
+            run_pod_sandbox: s.clone(),
+            create_container: s.clone(),
+            start_container: s.clone(),
+            teardown: s,
+        }
+    }
+
+    #[test]
+    fn regressions_beyond_tolerance_only() {
+        let b = Baseline::from_bench(&bench(10), 50, "test");
+        assert!(
+            b.regressions(&bench(15)).is_empty(),
+            "exactly at +50% is allowed"
+        );
+        assert!(b.regressions(&bench(9)).is_empty());
+        let r = b.regressions(&bench(16));
+        assert_eq!(r.len(), 5);
+        assert!(r[0].contains("pod_startup"), "{r:?}");
+    }
+}

@@ -25,6 +25,16 @@ pub struct Args {
     /// Where bench.json goes [default: reports/<run-id>/bench.json]
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Fail (exit 1) when a target's p50 regresses beyond this baseline (repeatable; matched
+    /// by the target named in the file)
+    #[arg(long)]
+    baseline: Vec<PathBuf>,
+    /// Write a baseline per measured target into this directory (`<target>.json`)
+    #[arg(long)]
+    save_baselines: Option<PathBuf>,
+    /// Tolerance written into saved baselines, in percent above the measured p50
+    #[arg(long, default_value_t = 100)]
+    tolerance: u64,
 }
 
 pub fn main(a: Args) -> ExitCode {
@@ -32,6 +42,13 @@ pub fn main(a: Args) -> ExitCode {
         return fail_usage(
             "cricket bench measures targets it starts (bundled, containerd); --target endpoint is not supported here yet",
         );
+    }
+    let mut baselines = Vec::new();
+    for p in &a.baseline {
+        match bench::Baseline::load(p) {
+            Ok(b) => baselines.push(b),
+            Err(e) => return fail_usage(e),
+        }
     }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -83,12 +100,36 @@ pub fn main(a: Args) -> ExitCode {
             }
         }
         print!("{}", bench::table(&results));
+        if let Some(dir) = &a.save_baselines {
+            let host = cricket_harness::host::HostInfo::probe();
+            let on = format!("{} cpus, kernel {}, cgroup {:?}, run {run_id}", host.cpus, host.kernel, host.cgroup);
+            for r in &results {
+                let b = bench::Baseline::from_bench(r, a.tolerance, &on);
+                let path = dir.join(format!("{}.json", r.target));
+                let written = std::fs::create_dir_all(dir)
+                    .and_then(|()| std::fs::write(&path, serde_json::to_vec_pretty(&b).unwrap_or_default()));
+                if let Err(e) = written {
+                    return fail_usage(format!("writing {}: {e}", path.display()));
+                }
+                println!("baseline: {}", path.display());
+            }
+        }
+        let mut regressions = Vec::new();
+        for b in &baselines {
+            match results.iter().find(|r| r.target == b.target) {
+                Some(r) => regressions.extend(b.regressions(r)),
+                None => eprintln!("cricket bench: baseline for {} has no measured target", b.target),
+            }
+        }
+        for r in &regressions {
+            println!("REGRESSION {r}");
+        }
         let path = a.json.unwrap_or_else(|| dir.join("bench.json"));
         let doc = serde_json::json!({ "schema": "cricket.bench/v1", "run_id": run_id, "host": cricket_harness::host::HostInfo::probe(), "targets": results });
         match serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string()).and_then(|b| std::fs::write(&path, b).map_err(|e| e.to_string())) {
             Ok(()) => {
                 println!("bench: {}", path.display());
-                ExitCode::SUCCESS
+                if regressions.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
             }
             Err(e) => fail_usage(format!("writing {}: {e}", path.display())),
         }
