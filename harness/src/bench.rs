@@ -64,6 +64,36 @@ pub struct TargetBench {
     pub create_container: Summary,
     pub start_container: Summary,
     pub teardown: Summary,
+    /// Every measured sample in critest's `LifecycleBenchmarksResultsSet` shape.
+    #[serde(skip)]
+    pub critest: CritestResults,
+}
+
+/// critest's benchmark output (`pkg/benchmark/util.go`), so dashboards built for
+/// `critest -benchmark` can read cricket's samples.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CritestResults {
+    pub operations_names: Vec<String>,
+    pub num_parallel: u32,
+    pub datapoints: Vec<CritestDatapoint>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CritestDatapoint {
+    pub sample_index: usize,
+    pub start_time: i64,
+    pub end_time: i64,
+    pub operations_durations_ns: Vec<u64>,
+    pub meta_info: std::collections::BTreeMap<String, String>,
+}
+
+fn unix_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
 }
 
 pub struct BenchConfig {
@@ -92,6 +122,18 @@ pub async fn pod_startup(target: &dyn Target, cfg: &BenchConfig) -> Result<Targe
     .map_err(err("pre-pulling the image"))?;
     let (mut total, mut run, mut create, mut start, mut teardown) =
         (vec![], vec![], vec![], vec![], vec![]);
+    let mut critest = CritestResults {
+        operations_names: [
+            "RunPodSandbox",
+            "CreateContainer",
+            "StartContainer",
+            "StopAndRemovePodSandbox",
+        ]
+        .map(String::from)
+        .to_vec(),
+        num_parallel: 1,
+        datapoints: Vec::new(),
+    };
     for i in 0..cfg.warmup + cfg.pods {
         let name = format!("bench-{i}-{}", cfg.run_id);
         let pod_cfg = cri::PodSandboxConfig {
@@ -120,6 +162,7 @@ pub async fn pod_startup(target: &dyn Target, cfg: &BenchConfig) -> Result<Targe
             linux: Some(cri::LinuxContainerConfig::default()),
             ..Default::default()
         };
+        let started_unix = unix_ns();
         let t0 = Instant::now();
         let pod = c
             .run_pod_sandbox(cri::RunPodSandboxRequest {
@@ -140,9 +183,11 @@ pub async fn pod_startup(target: &dyn Target, cfg: &BenchConfig) -> Result<Targe
             .map_err(err("CreateContainer"))?
             .container_id;
         let t2 = Instant::now();
-        c.start_container(cri::StartContainerRequest { container_id: id })
-            .await
-            .map_err(err("StartContainer"))?;
+        c.start_container(cri::StartContainerRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .map_err(err("StartContainer"))?;
         let t3 = Instant::now();
         c.stop_pod_sandbox(cri::StopPodSandboxRequest {
             pod_sandbox_id: pod.clone(),
@@ -150,12 +195,26 @@ pub async fn pod_startup(target: &dyn Target, cfg: &BenchConfig) -> Result<Targe
         .await
         .map_err(err("StopPodSandbox"))?;
         c.remove_pod_sandbox(cri::RemovePodSandboxRequest {
-            pod_sandbox_id: pod,
+            pod_sandbox_id: pod.clone(),
         })
         .await
         .map_err(err("RemovePodSandbox"))?;
         let t4 = Instant::now();
         if i >= cfg.warmup {
+            critest.datapoints.push(CritestDatapoint {
+                sample_index: i - cfg.warmup,
+                start_time: started_unix,
+                end_time: unix_ns(),
+                operations_durations_ns: [t1 - t0, t2 - t1, t3 - t2, t4 - t3]
+                    .iter()
+                    .map(|d| d.as_nanos() as u64)
+                    .collect(),
+                meta_info: [
+                    ("podId".to_string(), pod.clone()),
+                    ("containerId".to_string(), id.clone()),
+                ]
+                .into(),
+            });
             total.push(t3 - t0);
             run.push(t1 - t0);
             create.push(t2 - t1);
@@ -172,6 +231,7 @@ pub async fn pod_startup(target: &dyn Target, cfg: &BenchConfig) -> Result<Targe
         create_container: Summary::of(&create),
         start_container: Summary::of(&start),
         teardown: Summary::of(&teardown),
+        critest,
     })
 }
 
@@ -333,6 +393,7 @@ mod baseline_tests {
             create_container: s.clone(),
             start_container: s.clone(),
             teardown: s,
+            critest: CritestResults::default(),
         }
     }
 

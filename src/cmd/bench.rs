@@ -114,6 +114,16 @@ pub fn main(a: Args) -> ExitCode {
                 println!("baseline: {}", path.display());
             }
         }
+        // critest's LifecycleBenchmarksResultsSet shape, beside our own bench.json.
+        for r in &results {
+            let path = dir.join(format!("{}-pod_container_benchmark_data.json", r.target));
+            let written = serde_json::to_vec_pretty(&r.critest)
+                .map_err(|e| e.to_string())
+                .and_then(|b| std::fs::write(&path, b).map_err(|e| e.to_string()));
+            if let Err(e) = written {
+                return fail_usage(format!("writing {}: {e}", path.display()));
+            }
+        }
         let mut regressions = Vec::new();
         for b in &baselines {
             match results.iter().find(|r| r.target == b.target) {
