@@ -32,12 +32,28 @@ fn baselines_pass_when_met_and_fail_when_not() {
         base.to_str().expect("utf-8"),
         "--tolerance",
         "100000",
+        "--concurrency",
+        "1,2",
     ]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("pod startup (run+create+start)"), "{out}");
     let doc: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&json).expect("bench.json")).expect("json");
     assert_eq!(doc["targets"][0]["pod_startup"]["n"], 3);
+    let sweep = doc["targets"][0]["sweep"].as_array().expect("sweep");
+    assert_eq!(
+        sweep
+            .iter()
+            .map(|l| l["concurrency"].as_u64())
+            .collect::<Vec<_>>(),
+        [Some(1), Some(2)]
+    );
+    assert!(
+        sweep
+            .iter()
+            .all(|l| l["pods_per_sec"].as_f64().is_some_and(|p| p > 0.0)
+                && l["pod_startup"]["n"] == 3)
+    );
     let saved = base.join("bundled.json");
     let (code, out) = bench(&[
         "--pods",

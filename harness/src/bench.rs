@@ -64,9 +64,60 @@ pub struct TargetBench {
     pub create_container: Summary,
     pub start_container: Summary,
     pub teardown: Summary,
+    /// Pod startup with several pods starting at once (`--concurrency`).
+    pub sweep: Vec<SweepLevel>,
     /// Every measured sample in critest's `LifecycleBenchmarksResultsSet` shape.
     #[serde(skip)]
     pub critest: CritestResults,
+}
+
+/// One concurrency level: latency of each pod's startup and pods completed per second.
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepLevel {
+    pub concurrency: usize,
+    pub pod_startup: Summary,
+    pub pods_per_sec: f64,
+}
+
+/// Starts `cfg.pods` pods at each level of concurrency (each worker runs a pod's whole
+/// lifecycle, teardown included, then the next) and reports latency and throughput.
+pub async fn sweep(
+    target: &dyn Target,
+    cfg: &BenchConfig,
+    levels: &[usize],
+) -> Result<Vec<SweepLevel>, String> {
+    let (rt, img) = target.channels();
+    let c = CriClient::new(rt, img, Duration::from_secs(60), Arc::new(Recorder::new()));
+    let mut out = Vec::new();
+    for &level in levels {
+        let level = level.max(1);
+        let started = Instant::now();
+        let workers = (0..level).map(|w| {
+            let c = c.clone();
+            async move {
+                let mut lat = Vec::new();
+                let mut i = w;
+                while i < cfg.pods {
+                    let s = one_pod(&c, cfg, 1_000_000 * level + i).await?;
+                    lat.push(s.run + s.create + s.start);
+                    i += level;
+                }
+                Ok::<_, String>(lat)
+            }
+        });
+        let lat: Vec<Duration> = futures::future::try_join_all(workers)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        let wall = started.elapsed().as_secs_f64().max(1e-9);
+        out.push(SweepLevel {
+            concurrency: level,
+            pods_per_sec: lat.len() as f64 / wall,
+            pod_startup: Summary::of(&lat),
+        });
+    }
+    Ok(out)
 }
 
 /// critest's benchmark output (`pkg/benchmark/util.go`), so dashboards built for
@@ -135,77 +186,21 @@ pub async fn pod_startup(target: &dyn Target, cfg: &BenchConfig) -> Result<Targe
         datapoints: Vec::new(),
     };
     for i in 0..cfg.warmup + cfg.pods {
-        let name = format!("bench-{i}-{}", cfg.run_id);
-        let pod_cfg = cri::PodSandboxConfig {
-            metadata: Some(cri::PodSandboxMetadata {
-                name: name.clone(),
-                uid: name.clone(),
-                namespace: "cricket-bench".into(),
-                attempt: 0,
-            }),
-            hostname: "bench".into(),
-            labels: [("cricket.run".to_string(), cfg.run_id.clone())].into(),
-            linux: Some(cri::LinuxPodSandboxConfig::default()),
-            ..Default::default()
-        };
-        let ctr = cri::ContainerConfig {
-            metadata: Some(cri::ContainerMetadata {
-                name: "c".into(),
-                attempt: 0,
-            }),
-            image: Some(cri::ImageSpec {
-                image: cfg.image.clone(),
-                ..Default::default()
-            }),
-            command: vec!["/bin/probe".into(), "sleep".into(), "inf".into()],
-            labels: [("cricket.run".to_string(), cfg.run_id.clone())].into(),
-            linux: Some(cri::LinuxContainerConfig::default()),
-            ..Default::default()
-        };
-        let started_unix = unix_ns();
-        let t0 = Instant::now();
-        let pod = c
-            .run_pod_sandbox(cri::RunPodSandboxRequest {
-                config: Some(pod_cfg.clone()),
-                runtime_handler: String::new(),
-            })
-            .await
-            .map_err(err("RunPodSandbox"))?
-            .pod_sandbox_id;
-        let t1 = Instant::now();
-        let id = c
-            .create_container(cri::CreateContainerRequest {
-                pod_sandbox_id: pod.clone(),
-                config: Some(ctr),
-                sandbox_config: Some(pod_cfg),
-            })
-            .await
-            .map_err(err("CreateContainer"))?
-            .container_id;
-        let t2 = Instant::now();
-        c.start_container(cri::StartContainerRequest {
-            container_id: id.clone(),
-        })
-        .await
-        .map_err(err("StartContainer"))?;
-        let t3 = Instant::now();
-        c.stop_pod_sandbox(cri::StopPodSandboxRequest {
-            pod_sandbox_id: pod.clone(),
-        })
-        .await
-        .map_err(err("StopPodSandbox"))?;
-        c.remove_pod_sandbox(cri::RemovePodSandboxRequest {
-            pod_sandbox_id: pod.clone(),
-        })
-        .await
-        .map_err(err("RemovePodSandbox"))?;
-        let t4 = Instant::now();
+        let PodSample {
+            started_unix,
+            run: d_run,
+            create: d_create,
+            start: d_start,
+            teardown: d_teardown,
+            pod,
+            id,
+        } = one_pod(&c, cfg, i).await?;
         if i >= cfg.warmup {
             critest.datapoints.push(CritestDatapoint {
                 sample_index: i - cfg.warmup,
                 start_time: started_unix,
                 end_time: unix_ns(),
-                operations_durations_ns: [t1 - t0, t2 - t1, t3 - t2, t4 - t3]
+                operations_durations_ns: [d_run, d_create, d_start, d_teardown]
                     .iter()
                     .map(|d| d.as_nanos() as u64)
                     .collect(),
@@ -215,11 +210,11 @@ pub async fn pod_startup(target: &dyn Target, cfg: &BenchConfig) -> Result<Targe
                 ]
                 .into(),
             });
-            total.push(t3 - t0);
-            run.push(t1 - t0);
-            create.push(t2 - t1);
-            start.push(t3 - t2);
-            teardown.push(t4 - t3);
+            total.push(d_run + d_create + d_start);
+            run.push(d_run);
+            create.push(d_create);
+            start.push(d_start);
+            teardown.push(d_teardown);
         }
     }
     let info = target.info();
@@ -231,7 +226,97 @@ pub async fn pod_startup(target: &dyn Target, cfg: &BenchConfig) -> Result<Targe
         create_container: Summary::of(&create),
         start_container: Summary::of(&start),
         teardown: Summary::of(&teardown),
+        sweep: Vec::new(),
         critest,
+    })
+}
+
+/// One pod: run, create, start (timed), then stop and remove. Returns the four durations,
+/// the start time (unix ns) and the ids.
+struct PodSample {
+    started_unix: i64,
+    run: Duration,
+    create: Duration,
+    start: Duration,
+    teardown: Duration,
+    pod: String,
+    id: String,
+}
+
+async fn one_pod(c: &CriClient, cfg: &BenchConfig, i: usize) -> Result<PodSample, String> {
+    let name = format!("bench-{i}-{}", cfg.run_id);
+    let pod_cfg = cri::PodSandboxConfig {
+        metadata: Some(cri::PodSandboxMetadata {
+            name: name.clone(),
+            uid: name.clone(),
+            namespace: "cricket-bench".into(),
+            attempt: 0,
+        }),
+        hostname: "bench".into(),
+        labels: [("cricket.run".to_string(), cfg.run_id.clone())].into(),
+        linux: Some(cri::LinuxPodSandboxConfig::default()),
+        ..Default::default()
+    };
+    let ctr = cri::ContainerConfig {
+        metadata: Some(cri::ContainerMetadata {
+            name: "c".into(),
+            attempt: 0,
+        }),
+        image: Some(cri::ImageSpec {
+            image: cfg.image.clone(),
+            ..Default::default()
+        }),
+        command: vec!["/bin/probe".into(), "sleep".into(), "inf".into()],
+        labels: [("cricket.run".to_string(), cfg.run_id.clone())].into(),
+        linux: Some(cri::LinuxContainerConfig::default()),
+        ..Default::default()
+    };
+    let started_unix = unix_ns();
+    let t0 = Instant::now();
+    let pod = c
+        .run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(pod_cfg.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .map_err(err("RunPodSandbox"))?
+        .pod_sandbox_id;
+    let t1 = Instant::now();
+    let id = c
+        .create_container(cri::CreateContainerRequest {
+            pod_sandbox_id: pod.clone(),
+            config: Some(ctr),
+            sandbox_config: Some(pod_cfg),
+        })
+        .await
+        .map_err(err("CreateContainer"))?
+        .container_id;
+    let t2 = Instant::now();
+    c.start_container(cri::StartContainerRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .map_err(err("StartContainer"))?;
+    let t3 = Instant::now();
+    c.stop_pod_sandbox(cri::StopPodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .map_err(err("StopPodSandbox"))?;
+    c.remove_pod_sandbox(cri::RemovePodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .map_err(err("RemovePodSandbox"))?;
+    let t4 = Instant::now();
+    Ok(PodSample {
+        started_unix,
+        run: t1 - t0,
+        create: t2 - t1,
+        start: t3 - t2,
+        teardown: t4 - t3,
+        pod,
+        id,
     })
 }
 
@@ -251,6 +336,22 @@ pub fn table(results: &[TargetBench]) -> String {
         ("StartContainer", |t| &t.start_container),
         ("teardown (stop+remove pod)", |t| &t.teardown),
     ];
+    for t in results.iter().filter(|t| !t.sweep.is_empty()) {
+        out.push_str(&format!(
+            "concurrency sweep, {} (pod startup latency and pods/s incl. teardown)\n",
+            t.target
+        ));
+        for l in &t.sweep {
+            out.push_str(&format!(
+                "  x{:<3} n={:<4} p50 {:>10}  p99 {:>10}  {:>7.1} pods/s\n",
+                l.concurrency,
+                l.pod_startup.n,
+                ms(l.pod_startup.p50_us),
+                ms(l.pod_startup.p99_us),
+                l.pods_per_sec
+            ));
+        }
+    }
     for (name, get) in metrics {
         out.push_str(&format!("{name}\n"));
         let base = results.first().map(|t| get(t).p50_us.max(1)).unwrap_or(1);
@@ -393,6 +494,7 @@ mod baseline_tests {
             create_container: s.clone(),
             start_container: s.clone(),
             teardown: s,
+            sweep: Vec::new(),
             critest: CritestResults::default(),
         }
     }

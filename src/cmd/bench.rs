@@ -19,6 +19,9 @@ pub struct Args {
     /// Measured pods per target
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pods: u32,
+    /// Also start pods this many at a time, e.g. 1,2,4,8 (latency and pods/s per level)
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..=256))]
+    concurrency: Vec<u16>,
     /// Warm-up pods per target, not measured
     #[arg(long, default_value_t = 3)]
     warmup: u32,
@@ -89,7 +92,14 @@ pub fn main(a: Args) -> ExitCode {
                 Err(e) => return fail_usage(e),
             };
             eprintln!("cricket bench: {} pods (+{} warm-up) against {}", a.pods, a.warmup, spec.kind());
-            let r = bench::pod_startup(t.as_ref(), &cfg).await;
+            let levels: Vec<usize> = a.concurrency.iter().map(|&l| usize::from(l)).collect();
+            let r = match bench::pod_startup(t.as_ref(), &cfg).await {
+                Ok(mut r) if !levels.is_empty() => bench::sweep(t.as_ref(), &cfg, &levels).await.map(|s| {
+                    r.sweep = s;
+                    r
+                }),
+                other => other,
+            };
             let _ = t.stop().await;
             match r {
                 Ok(r) => results.push(r),
