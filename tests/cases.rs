@@ -91,5 +91,7 @@ fn main() {
     let conclusion = libtest_mimic::run(&args, trials);
     drop(target);
     drop(fixtures);
+    // Each case removes its own scratch directory; the run's parent is ours to remove.
+    let _ = std::fs::remove_dir_all(cricket_harness::cx::run_scratch_root(&cfg.run_id));
     conclusion.exit();
 }
