@@ -300,10 +300,22 @@ impl Cgroup {
         }
     }
 
-    /// Removes the cgroup directories (they must be empty of processes).
+    /// Removes the cgroup directories. A process that was just killed (an exec'd command, a
+    /// child of the container) can still be leaving, which makes rmdir answer EBUSY: kill what
+    /// is left and retry for up to a second rather than leave the directory behind.
     pub fn remove(&self) {
         for (_, d) in &self.dirs {
-            let _ = std::fs::remove_dir(d);
+            for attempt in 0..100 {
+                match std::fs::remove_dir(d) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(_) if attempt < 99 => {
+                        self.kill_all();
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    Err(e) => tracing::warn!(dir = %d.display(), "cgroup left behind: {e}"),
+                }
+            }
         }
     }
 }

@@ -431,11 +431,6 @@ impl Engine {
             )
         };
         if state == CtrState::Exited {
-            if self.faults.has(crate::fault::Fault::StopErrorsWhenExited) {
-                return Err(Status::failed_precondition(format!(
-                    "container {id} is not running"
-                )));
-            }
             return Ok(());
         }
         if state == CtrState::Running

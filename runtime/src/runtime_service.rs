@@ -284,6 +284,21 @@ impl RuntimeService for Runtime {
                 req.timeout
             )));
         }
+        if self.fault(Fault::StopErrorsWhenExited)
+            && self
+                .engine
+                .tables()
+                .ctrs
+                .get(&req.container_id)
+                .is_some_and(|c| c.rec.state == CtrState::Exited)
+        {
+            // The fault breaks the RPC only; internal stops (RemoveContainer) stay correct so a
+            // faulty run still leaves nothing behind.
+            return Err(Status::failed_precondition(format!(
+                "container {} is not running",
+                req.container_id
+            )));
+        }
         self.engine
             .stop_container(&req.container_id, req.timeout)
             .await?;
