@@ -283,16 +283,7 @@ async fn lifecycle_states(cx: &Cx) -> Result<(), CaseError> {
         state_name(st.state),
         "state after StopContainer returned"
     );
-    cx.step("remove", async {
-        Ok(cx
-            .cri()
-            .remove_container(cri::RemoveContainerRequest {
-                container_id: id.clone(),
-            })
-            .await
-            .map(drop)?)
-    })
-    .await?;
+    cx.step("remove", util::remove(cx, &id)).await?;
     cx.step("gone", async {
         let s = util::expect_err(
             cx.cri()
@@ -578,16 +569,7 @@ async fn list_filters(cx: &Cx) -> Result<(), CaseError> {
 async fn create_in_stopped_pod(cx: &Cx) -> Result<(), CaseError> {
     let (image, _) = probe(cx).await?;
     let (pod, pod_cfg) = cx.step("run pod", util::run_pod(cx, "stopped")).await?;
-    cx.step("stop pod", async {
-        Ok(cx
-            .cri()
-            .stop_pod_sandbox(cri::StopPodSandboxRequest {
-                pod_sandbox_id: pod.clone(),
-            })
-            .await
-            .map(drop)?)
-    })
-    .await?;
+    cx.step("stop pod", util::stop_pod(cx, &pod)).await?;
     let config = util::container_config(cx, "late", &image, &["/bin/probe", "true"]);
     cx.step("create in the stopped pod", async {
         let r = cx

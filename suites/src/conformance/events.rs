@@ -81,16 +81,7 @@ async fn lifecycle_order(cx: &Cx) -> Result<(), CaseError> {
     );
     cx.step("start", util::start(cx, &id)).await?;
     cx.step("stop", util::stop(cx, &id, 0)).await?;
-    cx.step("remove", async {
-        Ok(cx
-            .cri()
-            .remove_container(cri::RemoveContainerRequest {
-                container_id: id.clone(),
-            })
-            .await
-            .map(drop)?)
-    })
-    .await?;
+    cx.step("remove", util::remove(cx, &id)).await?;
     let want: Vec<&str> = vec![
         "CONTAINER_CREATED_EVENT",
         "CONTAINER_STARTED_EVENT",

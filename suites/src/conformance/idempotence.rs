@@ -126,45 +126,15 @@ fn unknown() -> String {
     "f".repeat(64)
 }
 
-async fn stop_pod(cx: &Cx, id: &str) -> Result<(), CaseError> {
-    Ok(cx
-        .cri()
-        .stop_pod_sandbox(cri::StopPodSandboxRequest {
-            pod_sandbox_id: id.to_string(),
-        })
-        .await
-        .map(drop)?)
-}
-
-async fn remove_pod(cx: &Cx, id: &str) -> Result<(), CaseError> {
-    Ok(cx
-        .cri()
-        .remove_pod_sandbox(cri::RemovePodSandboxRequest {
-            pod_sandbox_id: id.to_string(),
-        })
-        .await
-        .map(drop)?)
-}
-
-async fn remove_ctr(cx: &Cx, id: &str) -> Result<(), CaseError> {
-    Ok(cx
-        .cri()
-        .remove_container(cri::RemoveContainerRequest {
-            container_id: id.to_string(),
-        })
-        .await
-        .map(drop)?)
-}
-
 async fn stop_pod_unknown(cx: &Cx) -> Result<(), CaseError> {
-    cx.step("stop unknown sandbox", stop_pod(cx, &unknown()))
+    cx.step("stop unknown sandbox", util::stop_pod(cx, &unknown()))
         .await
 }
 
 async fn stop_pod_twice(cx: &Cx) -> Result<(), CaseError> {
     let (id, _) = cx.step("run pod", util::run_pod(cx, "twice")).await?;
-    cx.step("stop", stop_pod(cx, &id)).await?;
-    cx.step("stop again", stop_pod(cx, &id)).await?;
+    cx.step("stop", util::stop_pod(cx, &id)).await?;
+    cx.step("stop again", util::stop_pod(cx, &id)).await?;
     let st = cx.step("status", util::pod_status(cx, &id)).await?;
     cricket_harness::ensure_eq!(
         cri::PodSandboxState::SandboxNotready as i32,
@@ -175,15 +145,15 @@ async fn stop_pod_twice(cx: &Cx) -> Result<(), CaseError> {
 }
 
 async fn remove_pod_unknown(cx: &Cx) -> Result<(), CaseError> {
-    cx.step("remove unknown sandbox", remove_pod(cx, &unknown()))
+    cx.step("remove unknown sandbox", util::remove_pod(cx, &unknown()))
         .await
 }
 
 async fn remove_pod_twice(cx: &Cx) -> Result<(), CaseError> {
     let (id, _) = cx.step("run pod", util::run_pod(cx, "rm2")).await?;
-    cx.step("stop", stop_pod(cx, &id)).await?;
-    cx.step("remove", remove_pod(cx, &id)).await?;
-    cx.step("remove again", remove_pod(cx, &id)).await
+    cx.step("stop", util::stop_pod(cx, &id)).await?;
+    cx.step("remove", util::remove_pod(cx, &id)).await?;
+    cx.step("remove again", util::remove_pod(cx, &id)).await
 }
 
 async fn stop_ctr_unknown(cx: &Cx) -> Result<(), CaseError> {
@@ -205,15 +175,15 @@ async fn stop_ctr_twice(cx: &Cx) -> Result<(), CaseError> {
 }
 
 async fn remove_ctr_unknown(cx: &Cx) -> Result<(), CaseError> {
-    cx.step("remove unknown container", remove_ctr(cx, &unknown()))
+    cx.step("remove unknown container", util::remove(cx, &unknown()))
         .await
 }
 
 async fn remove_ctr_twice(cx: &Cx) -> Result<(), CaseError> {
     let (_, id) = with_container(cx).await?;
     cx.step("stop", util::stop(cx, &id, 0)).await?;
-    cx.step("remove", remove_ctr(cx, &id)).await?;
-    cx.step("remove again", remove_ctr(cx, &id)).await
+    cx.step("remove", util::remove(cx, &id)).await?;
+    cx.step("remove again", util::remove(cx, &id)).await
 }
 
 async fn remove_image_unknown(cx: &Cx) -> Result<(), CaseError> {
@@ -250,8 +220,9 @@ async fn remove_image_unknown(cx: &Cx) -> Result<(), CaseError> {
 
 async fn pod_then_container(cx: &Cx) -> Result<(), CaseError> {
     let (pod, id) = with_container(cx).await?;
-    cx.step("stop pod", stop_pod(cx, &pod)).await?;
-    cx.step("remove pod", remove_pod(cx, &pod)).await?;
-    cx.step("remove its container", remove_ctr(cx, &id)).await?;
+    cx.step("stop pod", util::stop_pod(cx, &pod)).await?;
+    cx.step("remove pod", util::remove_pod(cx, &pod)).await?;
+    cx.step("remove its container", util::remove(cx, &id))
+        .await?;
     cx.step("stop its container", util::stop(cx, &id, 0)).await
 }

@@ -165,16 +165,7 @@ async fn run_ready(cx: &Cx) -> Result<(), CaseError> {
 
 async fn stop_notready(cx: &Cx) -> Result<(), CaseError> {
     let (id, _) = cx.step("run pod", util::run_pod(cx, "stop")).await?;
-    cx.step("stop pod", async {
-        Ok(cx
-            .cri()
-            .stop_pod_sandbox(cri::StopPodSandboxRequest {
-                pod_sandbox_id: id.clone(),
-            })
-            .await
-            .map(drop)?)
-    })
-    .await?;
+    cx.step("stop pod", util::stop_pod(cx, &id)).await?;
     let st = cx.step("status", util::pod_status(cx, &id)).await?;
     ensure_eq!(
         cri::PodSandboxState::SandboxNotready as i32,
@@ -205,17 +196,8 @@ async fn stop_notready(cx: &Cx) -> Result<(), CaseError> {
 async fn remove_gone(cx: &Cx) -> Result<(), CaseError> {
     let (id, _) = cx.step("run pod", util::run_pod(cx, "remove")).await?;
     cx.step("stop and remove", async {
-        cx.cri()
-            .stop_pod_sandbox(cri::StopPodSandboxRequest {
-                pod_sandbox_id: id.clone(),
-            })
-            .await?;
-        cx.cri()
-            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
-                pod_sandbox_id: id.clone(),
-            })
-            .await?;
-        Ok(())
+        util::stop_pod(cx, &id).await?;
+        util::remove_pod(cx, &id).await
     })
     .await?;
     cx.step("status is NotFound", async {
@@ -320,16 +302,7 @@ async fn list_filters(cx: &Cx) -> Result<(), CaseError> {
     };
     let a = cx.step("run pod a", run(a_cfg)).await?;
     let b = cx.step("run pod b", run(b_cfg)).await?;
-    cx.step("stop pod b", async {
-        Ok(cx
-            .cri()
-            .stop_pod_sandbox(cri::StopPodSandboxRequest {
-                pod_sandbox_id: b.clone(),
-            })
-            .await
-            .map(drop)?)
-    })
-    .await?;
+    cx.step("stop pod b", util::stop_pod(cx, &b)).await?;
     let sorted = |mut v: Vec<String>| {
         v.sort();
         v
@@ -470,16 +443,7 @@ async fn stop_kills_containers(cx: &Cx) -> Result<(), CaseError> {
         ),
     )
     .await?;
-    cx.step("stop pod", async {
-        Ok(cx
-            .cri()
-            .stop_pod_sandbox(cri::StopPodSandboxRequest {
-                pod_sandbox_id: pod.clone(),
-            })
-            .await
-            .map(drop)?)
-    })
-    .await?;
+    cx.step("stop pod", util::stop_pod(cx, &pod)).await?;
     cx.step(
         "container exited",
         util::wait_state(
@@ -497,18 +461,9 @@ async fn remove_running(cx: &Cx) -> Result<(), CaseError> {
     let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
     let (pod, _, ctr, _) =
         util::pod_with_container(cx, &image, &["/bin/probe", "sleep", "inf"]).await?;
-    cx.step("remove pod without stopping", async {
-        cx.cri()
-            .stop_pod_sandbox(cri::StopPodSandboxRequest {
-                pod_sandbox_id: pod.clone(),
-            })
-            .await?;
-        cx.cri()
-            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
-                pod_sandbox_id: pod.clone(),
-            })
-            .await?;
-        Ok(())
+    cx.step("stop and remove pod, its container still running", async {
+        util::stop_pod(cx, &pod).await?;
+        util::remove_pod(cx, &pod).await
     })
     .await?;
     cx.step("its container is gone", async {

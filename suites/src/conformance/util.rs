@@ -251,6 +251,33 @@ pub async fn stop(cx: &Cx, id: &str, timeout: i64) -> Result<(), CaseError> {
     Ok(())
 }
 
+pub async fn remove(cx: &Cx, id: &str) -> Result<(), CaseError> {
+    cx.cri()
+        .remove_container(cri::RemoveContainerRequest {
+            container_id: id.to_string(),
+        })
+        .await?;
+    Ok(())
+}
+
+pub async fn stop_pod(cx: &Cx, id: &str) -> Result<(), CaseError> {
+    cx.cri()
+        .stop_pod_sandbox(cri::StopPodSandboxRequest {
+            pod_sandbox_id: id.to_string(),
+        })
+        .await?;
+    Ok(())
+}
+
+pub async fn remove_pod(cx: &Cx, id: &str) -> Result<(), CaseError> {
+    cx.cri()
+        .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+            pod_sandbox_id: id.to_string(),
+        })
+        .await?;
+    Ok(())
+}
+
 pub async fn exec(
     cx: &Cx,
     id: &str,
