@@ -137,11 +137,16 @@ impl Engine {
             }
             (pod.rec.clone(), pod.config.clone())
         };
-        let image = self.images.find(&image_name).ok_or_else(|| {
+        let image = self.images.find_and_hold(&image_name).ok_or_else(|| {
             Status::not_found(format!(
                 "image {image_name:?} is not present: pull it first"
             ))
         })?;
+        // Released again if creation fails below; kept by the container otherwise.
+        let mut held = Held {
+            images: &self.images,
+            rootfs: Some(image.rootfs.clone()),
+        };
         let lower = self.images.rootfs_path(&image.rootfs);
         let linux = config.linux.clone().unwrap_or_default();
         let sc = linux.security_context.as_ref();
@@ -308,6 +313,7 @@ impl Engine {
             pod_id: pod_rec.id.clone(),
             image_id: image.id.clone(),
             image_name,
+            rootfs: image.rootfs.clone(),
             state: CtrState::Created,
             created_at: crate::sys::now_ns(),
             started_at: 0,
@@ -337,6 +343,7 @@ impl Engine {
         };
         let status = status_of(&ctr);
         self.tables().ctrs.insert(id.clone(), ctr);
+        held.rootfs = None;
         self.watch(id.clone(), false, Some(child), shim_pid);
         self.emit(
             &id,
@@ -496,6 +503,9 @@ impl Engine {
             cg.remove();
         }
         std::fs::remove_dir_all(&c.dir).map_err(internal("removing the container directory"))?;
+        if !c.rec.rootfs.is_empty() {
+            self.images.release(&c.rec.rootfs);
+        }
         self.forget_lock(id);
         let status = status_of(&c);
         let pod_status = self.pod_status_by_id(&c.rec.pod_id);
@@ -527,5 +537,20 @@ impl Engine {
             .collect();
         v.sort_by_key(|c| c.created_at);
         v
+    }
+}
+
+/// A rootfs hold taken for a container being created; dropped without being taken over (the
+/// creation failed), it is released.
+struct Held<'a> {
+    images: &'a crate::image::store::ImageStore,
+    rootfs: Option<String>,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Some(r) = self.rootfs.take() {
+            self.images.release(&r);
+        }
     }
 }

@@ -391,6 +391,9 @@ impl Engine {
             }
             for (rec, config) in ctrs {
                 let dir = self.ctrs_dir().join(&rec.id);
+                if !rec.rootfs.is_empty() {
+                    self.images.hold(&rec.rootfs);
+                }
                 let shim_alive = crate::sys::alive(rec.shim_pid);
                 if rec.state != CtrState::Exited && shim_alive {
                     watch.push((rec.id.clone(), false, rec.shim_pid));

@@ -37,7 +37,8 @@ pub struct ExecSpec {
 }
 
 /// The helper: enter, fork, wait (or kill on timeout). Its exit status is the command's; a
-/// timeout ends it with SIGUSR2 so the runtime can tell the two apart.
+/// timeout ends it with SIGUSR2 and a failure to enter the container (its process exited in
+/// the meantime) with SIGUSR1, so the runtime can tell those from the command's own codes.
 pub fn helper_main(spec_json: &str) -> i32 {
     let spec: ExecSpec = match serde_json::from_str(spec_json) {
         Ok(s) => s,
@@ -50,6 +51,12 @@ pub fn helper_main(spec_json: &str) -> i32 {
         Ok(code) => code,
         Err(e) => {
             eprintln!("cricket exec: {e}");
+            // SAFETY: ending this helper process with a signal the runtime reads as "could not
+            // enter"; the default disposition terminates it.
+            unsafe {
+                libc::signal(libc::SIGUSR1, libc::SIG_DFL);
+                libc::kill(libc::getpid(), libc::SIGUSR1);
+            }
             126
         }
     }
@@ -270,6 +277,26 @@ impl Engine {
             }
         };
         use std::os::unix::process::ExitStatusExt;
+        if status.signal() == Some(libc::SIGUSR1) {
+            // The command never ran: say so rather than invent an exit code for it.
+            let why = String::from_utf8_lossy(&stderr).trim().to_string();
+            let running = self
+                .tables()
+                .ctrs
+                .get(&req.container_id)
+                .is_some_and(|c| c.rec.state == CtrState::Running && sys::alive(c.rec.pid));
+            return Err(if running {
+                Status::internal(format!(
+                    "cannot enter container {}: {why}",
+                    req.container_id
+                ))
+            } else {
+                Status::failed_precondition(format!(
+                    "container {} exited before the command could start ({why})",
+                    req.container_id
+                ))
+            });
+        }
         if status.signal() == Some(libc::SIGUSR2) {
             return Err(Status::deadline_exceeded(format!(
                 "command timed out after {}s and was killed",

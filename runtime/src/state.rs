@@ -56,6 +56,9 @@ pub struct CtrRecord {
     /// Image id (config digest) and the name the client used.
     pub image_id: String,
     pub image_name: String,
+    /// The image rootfs the container's overlay is built on, held while the container exists.
+    #[serde(default)]
+    pub rootfs: String,
     pub state: CtrState,
     pub created_at: i64,
     pub started_at: i64,

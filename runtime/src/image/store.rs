@@ -58,6 +58,10 @@ pub struct ImageStore {
     /// Pulls in progress: their blobs and rootfs are not in the index yet, so garbage
     /// collection waits until none is running.
     active_pulls: std::sync::Mutex<(usize, bool)>,
+    /// Rootfs directories containers are built on, with how many use each. Removing an image
+    /// must not pull the lower layer out from under a container created from it (as
+    /// containerd keeps a snapshot's parents while the container's snapshot exists).
+    held: std::sync::Mutex<std::collections::HashMap<String, usize>>,
 }
 
 /// Held for the length of a pull; see [`ImageStore::begin_pull`].
@@ -114,6 +118,7 @@ impl ImageStore {
             dir,
             index: RwLock::new(index),
             active_pulls: std::sync::Mutex::new((0, false)),
+            held: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -165,8 +170,56 @@ impl ImageStore {
     /// Finds an image by id (`sha256:…` or bare hex), unique id prefix (at least 3 hex
     /// characters), tag or digest reference (normalised: `busybox` finds
     /// `docker.io/library/busybox:latest`).
-    pub fn find(&self, reference: &str) -> Option<ImageRecord> {
+    /// Finds an image and holds its rootfs for a new container in one step, so a concurrent
+    /// RemoveImage cannot collect the rootfs in between. The container releases it with
+    /// [`ImageStore::release`] when it is removed.
+    pub fn find_and_hold(&self, reference: &str) -> Option<ImageRecord> {
+        // The index read lock spans the lookup and the hold; garbage collection reads the
+        // index and the holds under the same lock.
         let idx = self.read();
+        let img = Self::lookup(&idx, reference)?;
+        self.hold(&img.rootfs);
+        drop(idx);
+        Some(img)
+    }
+
+    /// Counts one more container on `rootfs` (also used when restoring containers).
+    pub fn hold(&self, rootfs: &str) {
+        *self
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(rootfs.to_string())
+            .or_insert(0) += 1;
+    }
+
+    /// One container less on `rootfs`; the last one lets garbage collection remove it when no
+    /// image uses it any more.
+    pub fn release(&self, rootfs: &str) {
+        let last = {
+            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            match held.get_mut(rootfs) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    false
+                }
+                Some(_) => {
+                    held.remove(rootfs);
+                    true
+                }
+                None => false,
+            }
+        };
+        if last {
+            self.collect_garbage();
+        }
+    }
+
+    pub fn find(&self, reference: &str) -> Option<ImageRecord> {
+        Self::lookup(&self.read(), reference)
+    }
+
+    fn lookup(idx: &Index, reference: &str) -> Option<ImageRecord> {
         let r = reference.trim();
         if let Some(img) = idx.images.get(r) {
             return Some(img.clone());
@@ -295,6 +348,13 @@ impl ImageStore {
             }
             roots.insert(i.rootfs.clone());
         }
+        roots.extend(
+            self.held
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .keys()
+                .cloned(),
+        );
         drop(idx);
         if let Ok(rd) = std::fs::read_dir(self.dir.join("blobs/sha256")) {
             for e in rd.flatten() {
@@ -391,6 +451,30 @@ mod tests {
             "removing one tag removes the image with all tags"
         );
         assert!(again.remove("x.io/a:1").expect("idempotent").is_none());
+    }
+
+    /// An image removed while a container holds its rootfs keeps the rootfs until the last
+    /// container lets go (the property suite found StartContainer failing without this).
+    #[test]
+    fn a_held_rootfs_outlives_its_image() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = ImageStore::open(dir.path()).expect("open");
+        let a = format!("sha256:a1{}", "0".repeat(62));
+        s.put(rec(&a, &["x.io/a:1"])).expect("put");
+        let root = s.rootfs_path("r");
+        std::fs::create_dir_all(root.join("bin")).expect("rootfs");
+        let img = s.find_and_hold("x.io/a:1").expect("found");
+        s.hold(&img.rootfs);
+        assert!(s.remove("x.io/a:1").expect("remove").is_some());
+        assert!(
+            root.join("bin").is_dir(),
+            "held rootfs removed with its image"
+        );
+        s.release("r");
+        assert!(root.is_dir(), "another container still holds it");
+        s.release("r");
+        assert!(!root.exists(), "the last release frees it");
+        s.release("r");
     }
 
     #[test]
