@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cricket_fixtures::catalog::Catalog;
+use cricket_harness::cx::{PropertyOptions, SuiteOptions};
 use cricket_harness::event::Outcome;
 use cricket_harness::expectations::Expectations;
 use cricket_harness::host::HostInfo;
@@ -53,6 +54,16 @@ fn main() {
         expectations: Expectations::builtin("bundled").expect("bundled expectations"),
         host: HostInfo::probe(),
         images,
+        // Property cases explore from a fixed seed for a short while here; `cricket run`
+        // explores from a fresh seed each time.
+        options: Arc::new(SuiteOptions {
+            report_dir: Some(logs.path().to_path_buf()),
+            property: PropertyOptions {
+                seed: Some(1),
+                budget: Some(Duration::from_secs(10)),
+                ..PropertyOptions::default()
+            },
+        }),
     });
 
     let trials = registry

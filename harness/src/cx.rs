@@ -18,12 +18,35 @@ pub const RUN_LABEL: &str = "cricket.run";
 /// Label naming the case that created an object, for reading leak reports.
 pub const CASE_LABEL: &str = "cricket.case";
 
+/// Settings of the property suite, from `cricket run --seed/--sequences/--steps/--budget/
+/// --replay`. Unset fields take the suite's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct PropertyOptions {
+    pub seed: Option<u64>,
+    pub sequences: Option<u32>,
+    pub steps: Option<u32>,
+    pub budget: Option<std::time::Duration>,
+    /// Re-run exactly the sequences saved in this replay file instead of generating.
+    pub replay: Option<std::path::PathBuf>,
+    /// Model checks the target's expectations tolerate (`[tolerate]`), with the reasons.
+    pub tolerate: std::collections::BTreeMap<String, String>,
+}
+
+/// Run-wide settings some suites read: where the run writes its reports (replay files go
+/// beside them) and per-suite knobs.
+#[derive(Debug, Clone, Default)]
+pub struct SuiteOptions {
+    pub report_dir: Option<std::path::PathBuf>,
+    pub property: PropertyOptions,
+}
+
 pub struct Cx {
     client: CriClient,
     run_id: Arc<str>,
     case_id: &'static str,
     target: Arc<TargetInfo>,
     images: Arc<Catalog>,
+    options: Arc<SuiteOptions>,
 }
 
 impl Cx {
@@ -33,6 +56,7 @@ impl Cx {
         case_id: &'static str,
         target: Arc<TargetInfo>,
         images: Arc<Catalog>,
+        options: Arc<SuiteOptions>,
     ) -> Self {
         Self {
             client,
@@ -40,7 +64,18 @@ impl Cx {
             case_id,
             target,
             images,
+            options,
         }
+    }
+
+    pub fn options(&self) -> &SuiteOptions {
+        &self.options
+    }
+
+    /// Records a figure for this case's report (JUnit property `note.<key>`, results.json
+    /// `notes`); the `summary` note is also shown beside the outcome in the terminal.
+    pub fn note(&self, key: &str, value: impl Into<String>) {
+        self.recorder().note(key, value);
     }
 
     /// The reference of a fixture image by logical name (`probe`, `pause`, `user-1002`…),

@@ -1,6 +1,7 @@
 //! What the runner tells reporters. One direction: the runner emits, reporters consume;
 //! nothing in a suite prints or writes reports itself.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -80,6 +81,16 @@ pub struct CaseRecord {
     pub duration_us: u64,
     pub steps: Vec<StepRecord>,
     pub rpcs: Vec<RpcRecord>,
+    /// RPCs made beyond the per-case record limit: counted, not listed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rpcs_omitted: u64,
+    /// Figures a case reports about itself (a property's seed, sequences and steps per second).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub notes: BTreeMap<String, String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// An object of this run still present on the target after cleanup.

@@ -2,6 +2,7 @@
 //! every object it created. The runner turns this into a case record for the reporters, and
 //! uses the object list to clean up even when the case itself was cancelled.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -13,6 +14,10 @@ use crate::client::RpcRecord;
 
 /// Longest request text kept for a failure report.
 const REQUEST_TEXT_LIMIT: usize = 2048;
+
+/// RPC records kept per case. A property case makes thousands of calls; the reports keep the
+/// first ones and count the rest, so a long case cannot bloat results.json or the JUnit file.
+pub const RPC_RECORD_LIMIT: usize = 1000;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StepRecord {
@@ -36,6 +41,21 @@ struct Log {
     step: Option<String>,
     last_request: Option<String>,
     created: Created,
+    rpcs_omitted: u64,
+    notes: BTreeMap<String, String>,
+}
+
+/// The note the terminal shows beside a case's outcome.
+pub const SUMMARY_NOTE: &str = "summary";
+
+/// Everything a finished case leaves for its report.
+#[derive(Debug, Default)]
+pub struct Taken {
+    pub steps: Vec<StepRecord>,
+    pub rpcs: Vec<RpcRecord>,
+    /// Calls made beyond [`RPC_RECORD_LIMIT`], counted but not kept.
+    pub rpcs_omitted: u64,
+    pub notes: BTreeMap<String, String>,
 }
 
 #[derive(Debug)]
@@ -91,6 +111,10 @@ impl Recorder {
     pub fn rpc(&self, method: &'static str, started: Instant, took: Duration, code: Code) {
         let at_us = self.offset(started);
         self.with(|l| {
+            if l.rpcs.len() >= RPC_RECORD_LIMIT {
+                l.rpcs_omitted += 1;
+                return;
+            }
             let step = l.step.clone();
             l.rpcs.push(RpcRecord {
                 method,
@@ -148,7 +172,19 @@ impl Recorder {
         self.with(|l| l.created.clone())
     }
 
-    pub fn take(&self) -> (Vec<StepRecord>, Vec<RpcRecord>) {
-        self.with(|l| (std::mem::take(&mut l.steps), std::mem::take(&mut l.rpcs)))
+    /// A figure or fact about the case for its report (seed, sequences run, throughput);
+    /// a later note under the same key replaces the earlier one.
+    pub fn note(&self, key: &str, value: impl Into<String>) {
+        let value = value.into();
+        self.with(|l| l.notes.insert(key.to_string(), value));
+    }
+
+    pub fn take(&self) -> Taken {
+        self.with(|l| Taken {
+            steps: std::mem::take(&mut l.steps),
+            rpcs: std::mem::take(&mut l.rpcs),
+            rpcs_omitted: std::mem::take(&mut l.rpcs_omitted),
+            notes: std::mem::take(&mut l.notes),
+        })
     }
 }

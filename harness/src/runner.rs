@@ -15,7 +15,7 @@ use cricket_fixtures::catalog::Catalog;
 
 use crate::case::{CaseDef, CaseError, Failure};
 use crate::client::CriClient;
-use crate::cx::{CASE_LABEL, Cx, RUN_LABEL};
+use crate::cx::{CASE_LABEL, Cx, RUN_LABEL, SuiteOptions};
 use crate::event::{CaseRecord, Counts, Event, Leak, Outcome, Reporter, RunMeta, RunSummary};
 use crate::expectations::Expectations;
 use crate::host::{self, HostInfo};
@@ -37,6 +37,7 @@ pub struct RunConfig {
     pub host: HostInfo,
     /// Where cases get image references from.
     pub images: Arc<Catalog>,
+    pub options: Arc<SuiteOptions>,
 }
 
 /// Stops a run: no new case starts, running cases are cut short and cleaned up.
@@ -172,7 +173,7 @@ pub async fn run_case(
     let started = Instant::now();
     let finish =
         |outcome: Outcome, reason: Option<String>, failure: Option<Failure>, rec: &Recorder| {
-            let (steps, rpcs) = rec.take();
+            let taken = rec.take();
             CaseRecord {
                 id: case.id.to_string(),
                 suite: case.suite,
@@ -182,8 +183,10 @@ pub async fn run_case(
                 reason,
                 failure,
                 duration_us: started.elapsed().as_micros() as u64,
-                steps,
-                rpcs,
+                steps: taken.steps,
+                rpcs: taken.rpcs,
+                rpcs_omitted: taken.rpcs_omitted,
+                notes: taken.notes,
             }
         };
 
@@ -210,6 +213,7 @@ pub async fn run_case(
         case.id,
         info,
         cfg.images.clone(),
+        cfg.options.clone(),
     );
     let timeout = cfg.case_timeout.unwrap_or(case.timeout);
     let body = AssertUnwindSafe((case.run)(&cx)).catch_unwind();

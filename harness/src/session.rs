@@ -11,6 +11,7 @@ use cricket_fixtures::registry::{Registry, Store, Throttle};
 use cricket_fixtures::set;
 
 use crate::case::CaseDef;
+use crate::cx::{PropertyOptions, SuiteOptions};
 use crate::event::{Reporter, RunMeta, RunSummary, SelectionMeta};
 use crate::expectations::Expectations;
 use crate::host::HostInfo;
@@ -32,6 +33,7 @@ pub struct RunRequest {
     pub json: Option<PathBuf>,
     /// Image map file remapping fixture names to the user's references (`--images`).
     pub images: Option<PathBuf>,
+    pub property: PropertyOptions,
 }
 
 /// The fixture registry of a run and the catalogue that points at it.
@@ -186,6 +188,7 @@ pub async fn run(req: RunRequest, registry: &[&'static CaseDef]) -> Result<RunRe
     }
 
     let host = HostInfo::probe();
+    let tolerate = expectations.tolerate.clone();
     let cfg = RunConfig {
         run_id: Arc::from(run_id.as_str()),
         jobs: req.jobs,
@@ -194,6 +197,13 @@ pub async fn run(req: RunRequest, registry: &[&'static CaseDef]) -> Result<RunRe
         expectations,
         host: host.clone(),
         images: fixtures.catalog.clone(),
+        options: Arc::new(SuiteOptions {
+            report_dir: Some(report_dir.clone()),
+            property: PropertyOptions {
+                tolerate,
+                ..req.property.clone()
+            },
+        }),
     };
     let meta = RunMeta {
         run_id: run_id.clone(),

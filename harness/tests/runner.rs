@@ -316,6 +316,7 @@ fn config(expectations: Expectations, jobs: usize) -> RunConfig {
         expectations,
         host: HostInfo::probe(),
         images: std::sync::Arc::new(cricket_fixtures::catalog::Catalog::at("127.0.0.1:1")),
+        options: Default::default(),
     }
 }
 

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use cricket_harness::cx::PropertyOptions;
 use cricket_harness::select::Selection;
 use cricket_harness::session::{self, RunRequest};
 use cricket_harness::target::{BundledOptions, ContainerdOptions, TargetSpec};
@@ -71,6 +72,22 @@ pub struct Args {
     /// containerd binary for --target containerd [default: from PATH]
     #[arg(long)]
     containerd_bin: Option<PathBuf>,
+    /// Property suite: seed of the sequence generator [default: from the clock; printed]
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Property suite: fresh sequences to run per property [default: as many as the budget allows]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    sequences: Option<u32>,
+    /// Property suite: most calls in one sequence [default: 20, or 12 per concurrent sequence]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=200))]
+    steps: Option<u32>,
+    /// Property suite: time for generating sequences per property, shrinking not included
+    /// (e.g. 30s) [default: 25s sequential, 15s concurrent]
+    #[arg(long, value_parser = parse_duration)]
+    budget: Option<Duration>,
+    /// Property suite: run exactly the sequence(s) saved in this replay file
+    #[arg(long)]
+    replay: Option<PathBuf>,
 }
 
 fn target_spec(a: &Args) -> Result<TargetSpec, String> {
@@ -136,10 +153,22 @@ fn selection(a: &Args) -> Result<Selection, String> {
 }
 
 pub fn main(a: Args) -> ExitCode {
-    let (target, selection) = match (target_spec(&a), selection(&a)) {
+    let (target, mut selection) = match (target_spec(&a), selection(&a)) {
         (Ok(t), Ok(s)) => (t, s),
         (Err(e), _) | (_, Err(e)) => return fail_usage(e),
     };
+    if let Some(path) = &a.replay {
+        // A replay runs the one property the file was saved from.
+        let case = match cricket_suites::property::replay_case(path) {
+            Ok(c) => c,
+            Err(e) => return fail_usage(format!("--replay: {e}")),
+        };
+        if !selection.suites.is_empty() && !selection.suites.contains(&Suite::Property) {
+            return fail_usage("--replay needs --suite property");
+        }
+        selection.suites = vec![Suite::Property];
+        selection.focus = vec![case.to_string()];
+    }
     let jobs = a.jobs.map(usize::from).unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -156,6 +185,14 @@ pub fn main(a: Args) -> ExitCode {
         junit: a.junit,
         json: a.json,
         images: a.images,
+        property: PropertyOptions {
+            seed: a.seed,
+            sequences: a.sequences,
+            steps: a.steps,
+            budget: a.budget,
+            replay: a.replay,
+            tolerate: Default::default(),
+        },
     };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

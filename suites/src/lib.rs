@@ -2,6 +2,7 @@
 //! `cargo test` harness and `cricket list` all read this list, so there is no second copy.
 
 pub mod conformance;
+pub mod property;
 
 use cricket_harness::CaseDef;
 
@@ -10,6 +11,7 @@ pub fn registry() -> Vec<&'static CaseDef> {
     let mut all: Vec<&'static CaseDef> = conformance::CASES
         .iter()
         .flat_map(|area| area.iter())
+        .chain(property::CASES)
         .collect();
     all.sort_by_key(|c| c.id);
     all

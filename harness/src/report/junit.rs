@@ -151,6 +151,12 @@ fn test_case(target: &str, r: &CaseRecord) -> TestCase {
             format!("{} {} {}", c.method, micros(c.duration_us), c.code),
         ));
     }
+    if r.rpcs_omitted > 0 {
+        tc.add_property(Property::new("rpc.omitted", r.rpcs_omitted.to_string()));
+    }
+    for (k, v) in &r.notes {
+        tc.add_property(Property::new(format!("note.{k}"), v.as_str()));
+    }
     tc
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::event::{CaseRecord, Event, Outcome, Reporter, RunSummary};
+use crate::record::SUMMARY_NOTE;
 use crate::runner::humanize;
 
 pub struct TerminalReporter {
@@ -128,7 +129,9 @@ impl Reporter for TerminalReporter {
                 if let Some(pb) = &self.bar {
                     pb.inc(1);
                 }
-                let show = self.bar.is_none() || r.outcome.is_failure();
+                // A case's own summary (a property's throughput) is worth a line on a TTY too.
+                let summary = r.notes.get(SUMMARY_NOTE);
+                let show = self.bar.is_none() || r.outcome.is_failure() || summary.is_some();
                 if show {
                     let mut text = format!(
                         "{:<5} {:>9}  {}",
@@ -140,6 +143,9 @@ impl Reporter for TerminalReporter {
                         && let Some(reason) = &r.reason
                     {
                         text.push_str(&format!("  ({reason})"));
+                    }
+                    if let Some(summary) = summary {
+                        text.push_str(&format!("  [{summary}]"));
                     }
                     if r.outcome.is_failure() {
                         text.push('\n');
