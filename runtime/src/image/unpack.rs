@@ -45,28 +45,73 @@ fn entry_err(path: &str, reason: impl ToString) -> UnpackError {
     }
 }
 
+/// Largest zstd window a layer may ask for: zstd's own default decoder limit (2^27). The
+/// decoder allocates the window up front, so a 49-byte frame could otherwise demand gigabytes
+/// (found by the `layer_unpack` cargo-fuzz target).
+const MAX_ZSTD_WINDOW: u64 = 1 << 27;
+
+/// The window size a zstd frame header (the bytes after the magic number) declares.
+fn zstd_window(h: &[u8]) -> Option<u64> {
+    let fhd = *h.first()?;
+    let single_segment = fhd & 0x20 != 0;
+    if !single_segment {
+        let wd = *h.get(1)?;
+        let base = 1u64 << (10 + u32::from(wd >> 3));
+        return Some(base + (base / 8) * u64::from(wd & 7));
+    }
+    // Single segment: the window is the frame content size.
+    let did = [0usize, 1, 2, 4][usize::from(fhd & 3)];
+    let fcs = [1usize, 2, 4, 8][usize::from(fhd >> 6)];
+    let bytes = h.get(1 + did..1 + did + fcs)?;
+    let mut v = 0u64;
+    for (i, b) in bytes.iter().enumerate() {
+        v |= u64::from(*b) << (8 * i);
+    }
+    Some(if fcs == 2 { v + 256 } else { v })
+}
+
 /// Detects gzip / zstd / plain tar from the first bytes and returns a tar stream.
 pub fn decompress<'a>(mut r: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
-    let mut magic = [0u8; 4];
-    let mut n = 0;
-    while n < 4 {
-        let k = r.read(&mut magic[n..])?;
+    let magic = read_up_to(&mut r, 4)?;
+    if magic.starts_with(&[0x1f, 0x8b]) {
+        return Ok(Box::new(flate2::read::MultiGzDecoder::new(
+            io::Cursor::new(magic).chain(r),
+        )));
+    }
+    if magic == [0x28, 0xb5, 0x2f, 0xfd] {
+        // The frame header decides how much memory the decoder takes: read it first.
+        let header = read_up_to(&mut r, 14)?;
+        if let Some(w) = zstd_window(&header)
+            && w > MAX_ZSTD_WINDOW
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "zstd frame asks for a {w}-byte window; layers may use at most {MAX_ZSTD_WINDOW}"
+                ),
+            ));
+        }
+        let all = io::Cursor::new([magic, header].concat()).chain(r);
+        let dec = ruzstd::decoding::StreamingDecoder::new(all)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        return Ok(Box::new(dec));
+    }
+    Ok(Box::new(io::Cursor::new(magic).chain(r)))
+}
+
+/// Up to `n` bytes (fewer only at the end of the stream).
+fn read_up_to(r: &mut impl Read, n: usize) -> io::Result<Vec<u8>> {
+    let mut b = vec![0u8; n];
+    let mut got = 0;
+    while got < n {
+        let k = r.read(&mut b[got..])?;
         if k == 0 {
             break;
         }
-        n += k;
+        got += k;
     }
-    let head = io::Cursor::new(magic[..n].to_vec());
-    let chained = head.chain(r);
-    if n >= 2 && magic[..2] == [0x1f, 0x8b] {
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(chained)))
-    } else if n >= 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
-        let dec = ruzstd::decoding::StreamingDecoder::new(chained)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-        Ok(Box::new(dec))
-    } else {
-        Ok(Box::new(chained))
-    }
+    b.truncate(got);
+    Ok(b)
 }
 
 fn cstr(b: &[u8]) -> io::Result<CString> {
@@ -432,8 +477,95 @@ fn reopen_dir(fd: &OwnedFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(r) })
 }
 
+/// The oracle behind the `layer_unpack` cargo-fuzz target: any bytes, as a (possibly
+/// compressed) layer, unpacked into a fresh rootfs inside a fresh parent directory. Whatever
+/// the layer says, nothing may appear beside the rootfs and no symlink inside it may have been
+/// followed out of it; no input may panic.
+pub fn check_unpack(data: &[u8]) {
+    let Ok(parent) = tempfile::tempdir() else {
+        return;
+    };
+    let root = parent.path().join("rootfs");
+    if std::fs::create_dir(&root).is_err() {
+        return;
+    }
+    if let Ok(r) = decompress(data) {
+        let _ = unpack_layer(r, &root);
+    }
+    let beside: Vec<_> = std::fs::read_dir(parent.path())
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        beside,
+        vec![std::ffi::OsString::from("rootfs")],
+        "a layer wrote outside the rootfs"
+    );
+}
+
 #[cfg(test)]
 mod tests {
+
+    /// A tiny zstd frame asking for a huge window is refused before any allocation.
+    #[test]
+    fn zstd_window_is_bounded() {
+        let bomb = [
+            0x28, 0xb5, 0x2f, 0xfd, 0x00, 0xf8, 0x80, 0x00, 0x00, 0x28, 0xb5, 0x2f, 0xfd, 0x00,
+        ];
+        let err = super::decompress(&bomb[..]).err().expect("refused");
+        assert!(err.to_string().contains("window"), "{err}");
+        // Window descriptor 0x00: 1 KiB; single segment with a 1-byte content size of 5.
+        assert_eq!(super::zstd_window(&[0x00, 0x00]), Some(1024));
+        assert_eq!(super::zstd_window(&[0x20, 0x05]), Some(5));
+        assert_eq!(
+            super::zstd_window(&[0x00, 0xff]),
+            Some((1 << 41) + 7 * (1 << 38))
+        );
+    }
+
+    /// The `layer_unpack` oracle over hostile layers and thousands of damaged copies.
+    #[test]
+    fn unpack_oracle_holds() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut add = |path: &str, kind: tar::EntryType, link: Option<&str>, data: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            let _ = h.set_path("placeholder");
+            // Raw names so the builder's own checks do not clean them.
+            let name = path.as_bytes();
+            h.as_old_mut().name[..name.len().min(100)]
+                .copy_from_slice(&name[..name.len().min(100)]);
+            if let Some(l) = link {
+                let _ = h.set_link_name(l);
+            }
+            h.set_cksum();
+            b.append(&h, data).expect("append");
+        };
+        add("a", tar::EntryType::Regular, None, b"x");
+        add("../escape", tar::EntryType::Regular, None, b"x");
+        add("/abs", tar::EntryType::Regular, None, b"x");
+        add("l", tar::EntryType::Symlink, Some("/"), b"");
+        add("l/through", tar::EntryType::Regular, None, b"x");
+        add("up", tar::EntryType::Symlink, Some("../.."), b"");
+        add("up/out", tar::EntryType::Regular, None, b"x");
+        add("h", tar::EntryType::Link, Some("../../etc/passwd"), b"");
+        let layer = b.into_inner().expect("tar");
+        super::check_unpack(&layer);
+        let mut x: u64 = 3;
+        for _ in 0..2_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let mut d = layer.clone();
+            for k in 0..4 {
+                let at = ((x >> (8 + k * 8)) as usize) % d.len();
+                d[at] ^= (x >> (k * 5)) as u8;
+            }
+            super::check_unpack(&d);
+        }
+    }
+
     use super::*;
 
     fn tar_of(name: &str, data: &[u8]) -> Vec<u8> {
