@@ -9,7 +9,8 @@ set -euo pipefail
 # iproute2: `ip` for network namespace checks. ca-certificates: crates.io over TLS on bare images.
 # skopeo, docker-registry: third-party OCI clients and a real registry the fixture tests check
 # cricket's images, registry and `images push` against. Neither starts a service on install.
-packages=(containerd runc containernetworking-plugins iproute2 ca-certificates skopeo docker-registry)
+# g++: libfuzzer-sys compiles libFuzzer for the cargo-fuzz targets under fuzz/.
+packages=(containerd runc containernetworking-plugins iproute2 ca-certificates skopeo docker-registry g++)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -31,3 +32,9 @@ fi
 
 # The Debian containerd package ships a systemd unit; cricket never uses the system instance
 # (each run starts its own with a private config), so nothing is enabled or started here.
+
+# cargo-fuzz: the test suite smoke-runs every target under fuzz/ (stable toolchain, -s none).
+if ! command -v cargo-fuzz >/dev/null 2>&1 && ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "ci/setup.sh: installing cargo-fuzz (cargo install)" >&2
+  cargo install cargo-fuzz --locked --quiet
+fi

@@ -29,6 +29,8 @@ enum Command {
     Runtime(cmd::runtime::Args),
     /// Compare two runs: outcome changes (newly failing first) and latency ratios.
     Diff(cmd::diff::Args),
+    /// Fuzz a target's CRI socket: structure-aware and wire-level inputs to all 41 RPCs.
+    Fuzz(Box<cmd::fuzz::FuzzArgs>),
     /// Measure pod-startup latency of one or more targets.
     Bench(cmd::bench::Args),
     /// Serve the fixture images over the OCI distribution API.
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Command::List(a) => cmd::list::main(a),
         Command::Runtime(a) => cmd::runtime::main(a),
         Command::Bench(a) => cmd::bench::main(a),
+        Command::Fuzz(a) => cmd::fuzz::main(*a),
         Command::Diff(a) => cmd::diff::main(a),
         Command::Registry(a) => cmd::registry::main(a),
         Command::Images(a) => cmd::images::main(a),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cricket_fixtures::catalog::Catalog;
-use cricket_harness::cx::{PropertyOptions, SuiteOptions};
+use cricket_harness::cx::{FuzzOptions, PropertyOptions, SuiteOptions};
 use cricket_harness::event::Outcome;
 use cricket_harness::expectations::Expectations;
 use cricket_harness::host::HostInfo;
@@ -63,11 +63,18 @@ fn main() {
                 budget: Some(Duration::from_secs(10)),
                 ..PropertyOptions::default()
             },
+            target_pid: target.as_ref().and_then(|t| t.pid()),
+            fuzz: FuzzOptions {
+                seed: Some(1),
+                ..FuzzOptions::default()
+            },
         }),
     });
 
+    // The fuzz suite floods the runtime every trial shares; tests/fuzz.rs runs it on its own.
     let trials = registry
         .iter()
+        .filter(|c| c.suite != cricket_harness::Suite::Fuzz)
         .map(|&case| {
             let (rt, target, cfg) = (rt.clone(), target.clone(), cfg.clone());
             Trial::test(case.id, move || {

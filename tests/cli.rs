@@ -138,7 +138,14 @@ fn run_against_the_bundled_runtime_writes_reports() {
     );
 
     let listed: Vec<serde_json::Value> = serde_json::from_slice(
-        &cricket(&["list", "--format", "json", "--suite", "conformance,property"]).stdout,
+        &cricket(&[
+            "list",
+            "--format",
+            "json",
+            "--suite",
+            "conformance,property",
+        ])
+        .stdout,
     )
     .expect("list");
     let report = read_junit(&dir.path().join("junit.xml"));

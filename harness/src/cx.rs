@@ -32,12 +32,26 @@ pub struct PropertyOptions {
     pub tolerate: std::collections::BTreeMap<String, String>,
 }
 
+/// Settings of the fuzz suite, from `cricket fuzz` (or `cricket run --suite fuzz`).
+#[derive(Debug, Clone, Default)]
+pub struct FuzzOptions {
+    pub seed: Option<u64>,
+    /// How long to send inputs [default: the suite's short budget].
+    pub duration: Option<std::time::Duration>,
+    /// Inputs to start from and to add interesting ones to.
+    pub corpus: Option<std::path::PathBuf>,
+    /// Re-send exactly the input saved in this finding file.
+    pub replay: Option<std::path::PathBuf>,
+}
+
 /// Run-wide settings some suites read: where the run writes its reports (replay files go
-/// beside them) and per-suite knobs.
+/// beside them), the runtime process when cricket started it, and per-suite knobs.
 #[derive(Debug, Clone, Default)]
 pub struct SuiteOptions {
     pub report_dir: Option<std::path::PathBuf>,
+    pub target_pid: Option<u32>,
     pub property: PropertyOptions,
+    pub fuzz: FuzzOptions,
 }
 
 pub struct Cx {

@@ -4,7 +4,8 @@ use crate::case::{CaseDef, Suite, Tag};
 
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
-    /// Empty = every suite but bench (benchmarks run through `cricket bench`).
+    /// Empty = conformance and property (benchmarks run through `cricket bench`, fuzzing
+    /// through `cricket fuzz`: both load the target for a long time).
     pub suites: Vec<Suite>,
     pub focus: Vec<String>,
     pub skip: Vec<String>,
@@ -15,7 +16,7 @@ pub struct Selection {
 impl Selection {
     pub fn matches(&self, case: &CaseDef) -> bool {
         let suite_ok = if self.suites.is_empty() {
-            case.suite != Suite::Bench
+            !matches!(case.suite, Suite::Bench | Suite::Fuzz)
         } else {
             self.suites.contains(&case.suite)
         };

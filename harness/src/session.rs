@@ -11,7 +11,7 @@ use cricket_fixtures::registry::{Registry, Store, Throttle};
 use cricket_fixtures::set;
 
 use crate::case::CaseDef;
-use crate::cx::{PropertyOptions, SuiteOptions};
+use crate::cx::{FuzzOptions, PropertyOptions, SuiteOptions};
 use crate::event::{Reporter, RunMeta, RunSummary, SelectionMeta};
 use crate::expectations::Expectations;
 use crate::host::HostInfo;
@@ -34,6 +34,7 @@ pub struct RunRequest {
     /// Image map file remapping fixture names to the user's references (`--images`).
     pub images: Option<PathBuf>,
     pub property: PropertyOptions,
+    pub fuzz: FuzzOptions,
 }
 
 /// The fixture registry of a run and the catalogue that points at it.
@@ -199,6 +200,8 @@ pub async fn run(req: RunRequest, registry: &[&'static CaseDef]) -> Result<RunRe
         images: fixtures.catalog.clone(),
         options: Arc::new(SuiteOptions {
             report_dir: Some(report_dir.clone()),
+            target_pid: target.pid(),
+            fuzz: req.fuzz.clone(),
             property: PropertyOptions {
                 tolerate,
                 ..req.property.clone()

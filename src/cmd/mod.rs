@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod diff;
+pub mod fuzz;
 pub mod images;
 pub mod list;
 pub mod registry;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use cricket_harness::cx::PropertyOptions;
+use cricket_harness::cx::{FuzzOptions, PropertyOptions};
 use cricket_harness::select::Selection;
 use cricket_harness::session::{self, RunRequest};
 use cricket_harness::target::{BundledOptions, ContainerdOptions, TargetSpec};
@@ -33,7 +33,7 @@ pub struct Args {
     /// Image service endpoint when it differs from --endpoint
     #[arg(long)]
     image_endpoint: Option<String>,
-    /// Suites to run, comma-separated: conformance, property, fuzz, bench [default: all but bench]
+    /// Suites to run, comma-separated: conformance, property, fuzz, bench [default: conformance, property]
     #[arg(long, value_delimiter = ',')]
     suite: Vec<String>,
     /// Only cases whose id matches (glob, or an id prefix such as `runtime`); repeatable
@@ -72,7 +72,7 @@ pub struct Args {
     /// containerd binary for --target containerd [default: from PATH]
     #[arg(long)]
     containerd_bin: Option<PathBuf>,
-    /// Property suite: seed of the sequence generator [default: from the clock; printed]
+    /// Seed of the property generator and the fuzzer [default: from the clock; printed]
     #[arg(long)]
     seed: Option<u64>,
     /// Property suite: fresh sequences to run per property [default: as many as the budget allows]
@@ -85,7 +85,7 @@ pub struct Args {
     /// (e.g. 30s) [default: 25s sequential, 15s concurrent]
     #[arg(long, value_parser = parse_duration)]
     budget: Option<Duration>,
-    /// Property suite: run exactly the sequence(s) saved in this replay file
+    /// Run exactly what a replay file saved: a property sequence, or (cricket fuzz) a finding
     #[arg(long)]
     replay: Option<PathBuf>,
 }
@@ -153,9 +153,35 @@ fn selection(a: &Args) -> Result<Selection, String> {
 }
 
 pub fn main(a: Args) -> ExitCode {
+    run(a, None)
+}
+
+/// `cricket fuzz` is `cricket run --suite fuzz` with its own knobs; `--seed` and `--replay`
+/// then belong to the fuzzer.
+pub fn run(mut a: Args, fuzz: Option<FuzzOptions>) -> ExitCode {
     let (target, mut selection) = match (target_spec(&a), selection(&a)) {
         (Ok(t), Ok(s)) => (t, s),
         (Err(e), _) | (_, Err(e)) => return fail_usage(e),
+    };
+    let fuzz = match fuzz {
+        Some(mut f) => {
+            if selection.suites.iter().any(|s| *s != Suite::Fuzz) {
+                return fail_usage("cricket fuzz runs the fuzz suite only; drop --suite");
+            }
+            selection.suites = vec![Suite::Fuzz];
+            f.seed = a.seed;
+            if let Some(path) = a.replay.take() {
+                if let Err(e) = cricket_suites::fuzz::finding::Finding::load(&path) {
+                    return fail_usage(format!("--replay: {e}"));
+                }
+                f.replay = Some(path);
+            }
+            f
+        }
+        None => FuzzOptions {
+            seed: a.seed,
+            ..FuzzOptions::default()
+        },
     };
     if let Some(path) = &a.replay {
         // A replay runs the one property the file was saved from.
@@ -193,6 +219,7 @@ pub fn main(a: Args) -> ExitCode {
             replay: a.replay,
             tolerate: Default::default(),
         },
+        fuzz,
     };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

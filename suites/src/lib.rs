@@ -2,6 +2,7 @@
 //! `cargo test` harness and `cricket list` all read this list, so there is no second copy.
 
 pub mod conformance;
+pub mod fuzz;
 pub mod property;
 
 use cricket_harness::CaseDef;
@@ -12,6 +13,7 @@ pub fn registry() -> Vec<&'static CaseDef> {
         .iter()
         .flat_map(|area| area.iter())
         .chain(property::CASES)
+        .chain(fuzz::CASES)
         .collect();
     all.sort_by_key(|c| c.id);
     all

@@ -82,6 +82,10 @@ impl Target for Bundled {
         (self.channel.clone(), self.channel.clone())
     }
 
+    fn pid(&self) -> Option<u32> {
+        self.process.pid()
+    }
+
     fn check_alive(&self) -> Result<(), String> {
         self.process.check_alive()
     }

@@ -69,6 +69,10 @@ pub trait Target: Send + Sync {
     fn channels(&self) -> (Channel, Channel);
     /// `Err(reason)` once a target cricket started has exited (a crash mid-run).
     fn check_alive(&self) -> Result<(), String>;
+    /// The runtime's process id, when cricket started it (for resource checks).
+    fn pid(&self) -> Option<u32> {
+        None
+    }
     /// Stops what cricket started and removes its temporary state. Idempotent.
     fn stop(&mut self) -> BoxFuture<'_, anyhow::Result<()>>;
 }

@@ -41,6 +41,11 @@ impl Supervised {
         }
     }
 
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.lock().as_ref().map(Child::id)
+    }
+
     /// `Err` with the exit status and the end of its log once the process has exited.
     pub fn check_alive(&self) -> Result<(), String> {
         let mut guard = self.lock();
