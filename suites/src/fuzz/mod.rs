@@ -218,6 +218,9 @@ impl<'a> Fuzzer<'a> {
         // What is in flight, by sequence number: the suspects if the runtime dies.
         let mut pending: BTreeMap<u64, (usize, Vec<u8>)> = BTreeMap::new();
         let mut next = 0u64;
+        // Which connection a call went out on: when one fails, the other calls it carried fail
+        // with it and are not findings of their own.
+        let mut generation = 0u64;
         let mut since_check = 0;
         loop {
             while inflight.len() < CONCURRENCY && started.elapsed() < duration {
@@ -225,17 +228,21 @@ impl<'a> Fuzzer<'a> {
                 let conn = self.conn.clone();
                 next += 1;
                 let n = next;
+                let g = generation;
                 pending.insert(n, (r, body.clone()));
                 inflight.push(async move {
                     let t = Instant::now();
                     let answer = call(&conn, &RPCS[r], body.clone()).await;
-                    (n, r, body, msg, answer, t.elapsed())
+                    (n, g, r, body, msg, answer, t.elapsed())
                 });
             }
-            let Some((n, r, body, msg, answer, took)) = inflight.next().await else {
+            let Some((n, g, r, body, msg, answer, took)) = inflight.next().await else {
                 break;
             };
             pending.remove(&n);
+            if g < generation && matches!(answer, Answer::Reset(_)) {
+                continue;
+            }
             let rpc = &RPCS[r];
             self.inputs += 1;
             let e = self.per_rpc.entry(rpc.method).or_default();
@@ -244,7 +251,10 @@ impl<'a> Fuzzer<'a> {
             if let Some((o, class, detail)) = judge(rpc, &answer) {
                 if matches!(answer, Answer::Reset(_)) {
                     match Conn::connect(&self.socket).await {
-                        Ok(c) => self.conn = c,
+                        Ok(c) => {
+                            self.conn = c;
+                            generation += 1;
+                        }
                         Err(e) => {
                             // Not a bad reply: the runtime is gone. Everything in flight
                             // is a suspect.
