@@ -4,7 +4,12 @@
 
 use std::process::Command;
 
-const TARGETS: &[&str] = &["cri_roundtrip", "layer_unpack", "registry_request"];
+const TARGETS: &[&str] = &[
+    "cri_roundtrip",
+    "layer_unpack",
+    "registry_request",
+    "runtime_request",
+];
 
 #[test]
 fn every_cargo_fuzz_target_survives_a_smoke_run() {

@@ -357,7 +357,7 @@ impl Engine {
     pub async fn start_container(self: &Arc<Self>, id: &str) -> Result<(), Status> {
         let lock = self.lock_for(id);
         let _g = lock.lock().await;
-        let (dir, out) = {
+        let (dir, out, pid) = {
             let mut t = self.tables();
             let c = t
                 .ctrs
@@ -369,7 +369,7 @@ impl Engine {
                     c.rec.state
                 )));
             }
-            (c.dir.clone(), c.shim_out.take())
+            (c.dir.clone(), c.shim_out.take(), c.rec.pid)
         };
         // The process can run (and even finish) as soon as the FIFO opens: take the start time
         // first so started_at never follows finished_at.
@@ -381,7 +381,18 @@ impl Engine {
             .open_receiver(dir.join("start"))
             .map_err(internal("opening the start fifo"))?;
         let mut b = [0u8; 1];
-        let released = tokio::time::timeout(Duration::from_secs(10), fifo.read(&mut b)).await;
+        // A process that died while waiting (its pod was stopped) never writes: notice that at
+        // once instead of waiting out the timeout (the fuzz suite saw 10 s StartContainer calls,
+        // and RemovePodSandbox queued behind them).
+        let gone = async {
+            while crate::sys::alive(pid) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let released = tokio::select! {
+            r = tokio::time::timeout(Duration::from_secs(10), fifo.read(&mut b)) => r,
+            () = gone => Ok(Ok(0)),
+        };
         let _ = std::fs::remove_file(dir.join("start"));
         if !matches!(released, Ok(Ok(1))) {
             return Err(Status::failed_precondition(format!(

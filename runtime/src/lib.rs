@@ -14,6 +14,7 @@ pub mod fault;
 pub mod image;
 mod image_service;
 pub mod pods;
+pub mod request_check;
 mod runtime_service;
 mod server;
 pub mod shim;

@@ -364,7 +364,7 @@ fn write_etc(
 
 /// The sandbox's sysctls, refused unless they are namespaced (`kernel.shm*`, `kernel.msg*`,
 /// `kernel.sem`, `fs.mqueue.*`, `net.*`): anything else would change the host.
-fn sysctls(config: &cri::PodSandboxConfig) -> Result<Vec<(String, String)>, Status> {
+pub(crate) fn sysctls(config: &cri::PodSandboxConfig) -> Result<Vec<(String, String)>, Status> {
     let (net, _, ipc) = ns_mode(config);
     let mut out: Vec<(String, String)> = config
         .linux

@@ -176,6 +176,25 @@ pub struct ImageM {
     pub image_ref: Option<String>,
 }
 
+impl ContainerM {
+    /// After a successful stop (of the container or its pod): whatever ran is EXITED, by its
+    /// own exit or the stop's signals; one that never started may stay CREATED or be marked
+    /// EXITED, with any code.
+    fn stopped(&mut self) {
+        if self.states.has(CState::Running) {
+            self.states = self.states.without(States::RUNNING).with(States::EXITED);
+            if let Some(e) = &mut self.exits {
+                e.extend(stop_exits(self.cmd));
+            }
+            self.cut_short = true;
+        }
+        if self.states.has(CState::Created) {
+            self.states = self.states.with(States::EXITED);
+            self.exits = None;
+        }
+    }
+}
+
 /// The label key every generated object carries with its `label` value.
 pub const PROP_LABEL: &str = "cricket.prop";
 /// An annotation whose value must come back byte for byte.
@@ -428,20 +447,9 @@ impl Model {
             if c.pod != slot || c.removed {
                 continue;
             }
-            if c.states.has(CState::Running) {
-                // "If there are any running containers in the sandbox, they must be forcibly
-                // terminated."
-                c.states = c.states.without(States::RUNNING).with(States::EXITED);
-                if let Some(e) = &mut c.exits {
-                    e.extend(stop_exits(c.cmd));
-                }
-                c.cut_short = true;
-            }
-            if c.states.has(CState::Created) {
-                // Never started: the runtime may leave it CREATED or mark it EXITED.
-                c.states = c.states.with(States::EXITED);
-                c.exits = None;
-            }
+            // "If there are any running containers in the sandbox, they must be forcibly
+            // terminated."
+            c.stopped();
         }
         Ok(())
     }

@@ -130,22 +130,29 @@ pub fn short(id: &str) -> &str {
 }
 
 pub fn pod_view(p: cri::PodSandbox) -> PodView {
-    PodView {
-        id: p.id,
-        name: p.metadata.map(|m| m.name).unwrap_or_default(),
-        ready: p.state == cri::PodSandboxState::SandboxReady as i32,
-        labels: p.labels,
-        annotations: p.annotations,
-    }
+    PodView::new(p.id, p.metadata, p.state, p.labels, p.annotations)
 }
 
 pub fn pod_status_view(p: cri::PodSandboxStatus) -> PodView {
-    PodView {
-        id: p.id,
-        name: p.metadata.map(|m| m.name).unwrap_or_default(),
-        ready: p.state == cri::PodSandboxState::SandboxReady as i32,
-        labels: p.labels,
-        annotations: p.annotations,
+    PodView::new(p.id, p.metadata, p.state, p.labels, p.annotations)
+}
+
+impl PodView {
+    /// From the fields PodSandbox (lists) and PodSandboxStatus share.
+    fn new(
+        id: String,
+        metadata: Option<cri::PodSandboxMetadata>,
+        state: i32,
+        labels: HashMap<String, String>,
+        annotations: HashMap<String, String>,
+    ) -> Self {
+        PodView {
+            id,
+            name: metadata.map(|m| m.name).unwrap_or_default(),
+            ready: state == cri::PodSandboxState::SandboxReady as i32,
+            labels,
+            annotations,
+        }
     }
 }
 

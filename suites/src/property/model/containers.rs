@@ -195,17 +195,7 @@ impl Model {
             return Ok(());
         }
         if let Some(c) = self.ctr_mut(i) {
-            if c.states.has(CState::Running) {
-                c.states = c.states.without(States::RUNNING).with(States::EXITED);
-                if let Some(e) = &mut c.exits {
-                    e.extend(stop_exits(c.cmd));
-                }
-                c.cut_short = true;
-            }
-            if c.states.has(CState::Created) {
-                c.states = c.states.with(States::EXITED);
-                c.exits = None;
-            }
+            c.stopped();
         }
         Ok(())
     }
