@@ -384,17 +384,27 @@ impl Engine {
         // A process that died while waiting (its pod was stopped) never writes: notice that at
         // once instead of waiting out the timeout (the fuzz suite saw 10 s StartContainer calls,
         // and RemovePodSandbox queued behind them).
-        let gone = async {
-            while crate::sys::alive(pid) {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let released = loop {
+            tokio::select! {
+                biased;
+                // Cancel-safe: a tick that wins loses no byte.
+                r = fifo.read(&mut b) => break matches!(r, Ok(1)),
+                () = tokio::time::sleep(Duration::from_millis(20)) => {
+                    if !crate::sys::alive(pid) {
+                        // A fast command may have taken the start, run and exited between two
+                        // looks: its byte is still in the FIFO.
+                        let last = tokio::time::timeout(Duration::from_millis(100), fifo.read(&mut b)).await;
+                        break matches!(last, Ok(Ok(1)));
+                    }
+                    if tokio::time::Instant::now() > deadline {
+                        break false;
+                    }
+                }
             }
         };
-        let released = tokio::select! {
-            r = tokio::time::timeout(Duration::from_secs(10), fifo.read(&mut b)) => r,
-            () = gone => Ok(Ok(0)),
-        };
         let _ = std::fs::remove_file(dir.join("start"));
-        if !matches!(released, Ok(Ok(1))) {
+        if !released {
             return Err(Status::failed_precondition(format!(
                 "container {id} could not be started: its process is gone"
             )));

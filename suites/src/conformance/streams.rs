@@ -159,24 +159,38 @@ async fn images(cx: &Cx) -> Result<(), CaseError> {
         Ok(())
     })
     .await?;
-    let listed = cx
-        .cri()
-        .list_images(cri::ListImagesRequest { filter: None })
-        .await?;
-    let stream = cx
-        .cri()
-        .stream_images(cri::StreamImagesRequest { filter: None })
-        .await
-        .map_err(|s| unimplemented_is_skip(s, "StreamImages"))?;
-    let streamed: Vec<String> = drain(stream)
-        .await?
-        .into_iter()
-        .flat_map(|m| m.images)
-        .map(|i| i.id)
-        .collect();
-    let listed: BTreeSet<String> = listed.images.into_iter().map(|i| i.id).collect();
-    ensure_eq!(listed, unique(streamed)?, "streamed vs listed image ids");
-    Ok(())
+    // The image store is shared with cases running at the same time (the property suite pulls
+    // and removes its images): compare only a stream taken while the list stayed the same.
+    let list = || async {
+        let r = cx
+            .cri()
+            .list_images(cri::ListImagesRequest { filter: None })
+            .await?;
+        Ok::<BTreeSet<String>, CaseError>(r.images.into_iter().map(|i| i.id).collect())
+    };
+    for _ in 0..20 {
+        let before = list().await?;
+        let stream = cx
+            .cri()
+            .stream_images(cri::StreamImagesRequest { filter: None })
+            .await
+            .map_err(|s| unimplemented_is_skip(s, "StreamImages"))?;
+        let streamed: Vec<String> = drain(stream)
+            .await?
+            .into_iter()
+            .flat_map(|m| m.images)
+            .map(|i| i.id)
+            .collect();
+        let streamed = unique(streamed)?;
+        if list().await? != before {
+            continue;
+        }
+        ensure_eq!(before, streamed, "streamed vs listed image ids");
+        return Ok(());
+    }
+    Err(CaseError::fail(
+        "the image list changed during each of 20 tries; nothing to compare",
+    ))
 }
 
 pub const STATS_CASES: &[CaseDef] = &[
