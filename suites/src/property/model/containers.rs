@@ -79,8 +79,8 @@ impl Model {
         Ok(())
     }
 
-    /// The container a call names, if it is live; otherwise checks that the reply is what a
-    /// call on a missing container may get, and returns `None`.
+    /// The container a call names (slot and a copy of its model), if it is live; otherwise
+    /// checks that the reply is what a call on a missing container may get, and returns `None`.
     pub(super) fn live_container(
         &self,
         r: Ref,
@@ -89,9 +89,9 @@ impl Model {
         missing: Allow,
         removed: Allow,
         reply: &Reply,
-    ) -> Result<Option<usize>, Divergence> {
+    ) -> Result<Option<(usize, ContainerM)>, Divergence> {
         match self.container(r) {
-            Some((i, c)) if !c.removed => Ok(Some(i)),
+            Some((i, c)) if !c.removed => Ok(Some((i, c.clone()))),
             Some((i, _)) => allowed(
                 rule,
                 &format!("{rpc} of removed container#{i}"),
@@ -118,7 +118,7 @@ impl Model {
     }
 
     pub(super) fn start(&mut self, r: Ref, reply: &Reply) -> Result<(), Divergence> {
-        let Some(i) = self.live_container(
+        let Some((i, c)) = self.live_container(
             r,
             "StartContainer",
             rule::START,
@@ -127,9 +127,6 @@ impl Model {
             reply,
         )?
         else {
-            return Ok(());
-        };
-        let Some(c) = self.containers[i].clone() else {
             return Ok(());
         };
         let what = format!("StartContainer of container#{i} ({})", c.states);
@@ -170,7 +167,7 @@ impl Model {
     }
 
     pub(super) fn stop(&mut self, r: Ref, reply: &Reply) -> Result<(), Divergence> {
-        let Some(i) = self.live_container(
+        let Some((i, c)) = self.live_container(
             r,
             "StopContainer",
             rule::STOP,
@@ -179,9 +176,6 @@ impl Model {
             reply,
         )?
         else {
-            return Ok(());
-        };
-        let Some(c) = self.containers[i].clone() else {
             return Ok(());
         };
         let what = format!("StopContainer of container#{i} ({})", c.states);
@@ -201,7 +195,7 @@ impl Model {
     }
 
     pub(super) fn remove(&mut self, r: Ref, reply: &Reply) -> Result<(), Divergence> {
-        let Some(i) = self.live_container(
+        let Some((i, _)) = self.live_container(
             r,
             "RemoveContainer",
             rule::REMOVE,
@@ -225,7 +219,7 @@ impl Model {
     }
 
     pub(super) fn status(&mut self, r: Ref, reply: &Reply) -> Result<(), Divergence> {
-        let Some(i) = self.live_container(
+        let Some((i, _)) = self.live_container(
             r,
             "ContainerStatus",
             rule::STATUS,
@@ -455,12 +449,9 @@ impl Model {
     }
 
     pub(super) fn exec(&mut self, r: Ref, cmd: ExecCmd, reply: &Reply) -> Result<(), Divergence> {
-        let Some(i) =
+        let Some((i, c)) =
             self.live_container(r, "ExecSync", rule::EXEC, Allow::Err, Allow::Err, reply)?
         else {
-            return Ok(());
-        };
-        let Some(c) = self.containers[i].clone() else {
             return Ok(());
         };
         let allow = if c.states.only(CState::Running) {
@@ -502,7 +493,7 @@ impl Model {
         memory_mib: u16,
         reply: &Reply,
     ) -> Result<(), Divergence> {
-        let Some(i) = self.live_container(
+        let Some((i, c)) = self.live_container(
             r,
             "UpdateContainerResources",
             rule::UPDATE,
@@ -511,9 +502,6 @@ impl Model {
             reply,
         )?
         else {
-            return Ok(());
-        };
-        let Some(c) = self.containers[i].clone() else {
             return Ok(());
         };
         let allow = if c.states.only(CState::Running) {
