@@ -1,6 +1,6 @@
 //! `cricket diff OLD NEW`: what changed between two runs — the runtime-upgrade workflow. Case
 //! outcomes from two `results.json` (newly failing first), case durations, and for two
-//! `bench.json` the p50 of every metric with its ratio.
+//! `bench.json` the p50 and p99 of every metric with ratios, biggest slow-down first.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,8 +26,25 @@ pub struct Diff {
     pub removed: Vec<String>,
     /// (case, old µs, new µs) for cases at least twice as slow or fast, over 10 ms.
     pub durations: Vec<(String, u64, u64)>,
-    /// (target, metric, old p50 µs, new p50 µs) from bench files.
-    pub bench: Vec<(String, String, u64, u64)>,
+    /// Metrics present in both bench files, biggest p50 slow-down first.
+    pub bench: Vec<BenchChange>,
+}
+
+/// One metric of one target in two bench runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchChange {
+    pub target: String,
+    pub metric: String,
+    pub old_p50_us: u64,
+    pub new_p50_us: u64,
+    pub old_p99_us: u64,
+    pub new_p99_us: u64,
+}
+
+impl BenchChange {
+    pub fn p50_ratio(&self) -> f64 {
+        self.new_p50_us as f64 / self.old_p50_us.max(1) as f64
+    }
 }
 
 fn failing(outcome: &str) -> bool {
@@ -67,15 +84,25 @@ fn cases(doc: &Value) -> BTreeMap<String, (String, u64, String)> {
         .unwrap_or_default()
 }
 
-fn bench_p50s(doc: &Value) -> BTreeMap<(String, String), u64> {
+/// (p50, p99) per (target, metric). `cricket.bench/v2` lists metrics by name; v1 files had
+/// one object field per metric.
+fn bench_stats(doc: &Value) -> BTreeMap<(String, String), (u64, u64)> {
     let mut out = BTreeMap::new();
     for t in doc["targets"].as_array().into_iter().flatten() {
         let target = t["target"].as_str().unwrap_or("?").to_string();
-        if let Some(obj) = t.as_object() {
+        let mut put = |metric: &str, s: &Value| {
+            if let Some(p50) = s["p50_us"].as_u64() {
+                let p99 = s["p99_us"].as_u64().unwrap_or(p50);
+                out.insert((target.clone(), metric.to_string()), (p50, p99));
+            }
+        };
+        if let Some(metrics) = t["metrics"].as_array() {
+            for m in metrics {
+                put(m["name"].as_str().unwrap_or("?"), &m["summary"]);
+            }
+        } else if let Some(obj) = t.as_object() {
             for (metric, v) in obj {
-                if let Some(p50) = v["p50_us"].as_u64() {
-                    out.insert((target.clone(), metric.clone()), p50);
-                }
+                put(metric, v);
             }
         }
     }
@@ -101,12 +128,27 @@ pub fn diff_files(old: &Path, new: &Path) -> Result<Diff, String> {
     }
     let mut d = Diff::default();
     if ka.starts_with("cricket.bench/") {
-        let (pa, pb) = (bench_p50s(&a), bench_p50s(&b));
-        for ((t, m), old_p50) in &pa {
-            if let Some(new_p50) = pb.get(&(t.clone(), m.clone())) {
-                d.bench.push((t.clone(), m.clone(), *old_p50, *new_p50));
+        let (pa, pb) = (bench_stats(&a), bench_stats(&b));
+        for ((t, m), (old_p50, old_p99)) in &pa {
+            match pb.get(&(t.clone(), m.clone())) {
+                Some((new_p50, new_p99)) => d.bench.push(BenchChange {
+                    target: t.clone(),
+                    metric: m.clone(),
+                    old_p50_us: *old_p50,
+                    new_p50_us: *new_p50,
+                    old_p99_us: *old_p99,
+                    new_p99_us: *new_p99,
+                }),
+                None => d.removed.push(format!("{t} {m}")),
             }
         }
+        d.added = pb
+            .keys()
+            .filter(|k| !pa.contains_key(*k))
+            .map(|(t, m)| format!("{t} {m}"))
+            .collect();
+        d.bench
+            .sort_by(|x, y| y.p50_ratio().total_cmp(&x.p50_ratio()));
         return Ok(d);
     }
     let (ca, cb) = (cases(&a), cases(&b));
@@ -146,12 +188,19 @@ fn ms(us: u64) -> String {
 }
 
 impl Diff {
-    pub fn regressed(&self) -> bool {
-        !self.newly_failing.is_empty()
+    /// Bench metrics whose p50 grew by more than `tolerance_percent`.
+    pub fn slower(&self, tolerance_percent: u64) -> impl Iterator<Item = &BenchChange> {
+        let limit = 1.0 + tolerance_percent as f64 / 100.0;
+        self.bench.iter().filter(move |c| c.p50_ratio() > limit)
     }
 
-    /// Human report, newly failing cases first.
-    pub fn render(&self) -> String {
+    /// A case newly failing, or a bench metric slower beyond the tolerance.
+    pub fn regressed(&self, tolerance_percent: u64) -> bool {
+        !self.newly_failing.is_empty() || self.slower(tolerance_percent).next().is_some()
+    }
+
+    /// Human report, newly failing cases (or the slowed-down metrics) first.
+    pub fn render(&self, tolerance_percent: u64) -> String {
         let mut s = String::new();
         let section = |s: &mut String, title: &str, rows: &[Change]| {
             if rows.is_empty() {
@@ -171,14 +220,14 @@ impl Diff {
         section(&mut s, "other outcome changes", &self.other);
         if !self.added.is_empty() {
             s.push_str(&format!(
-                "new cases ({}): {}\n",
+                "new ({}): {}\n",
                 self.added.len(),
                 self.added.join(", ")
             ));
         }
         if !self.removed.is_empty() {
             s.push_str(&format!(
-                "cases gone ({}): {}\n",
+                "gone ({}): {}\n",
                 self.removed.len(),
                 self.removed.join(", ")
             ));
@@ -196,13 +245,33 @@ impl Diff {
             }
         }
         if !self.bench.is_empty() {
-            s.push_str("p50 latency (old -> new):\n");
-            for (t, m, a, b) in &self.bench {
+            let slower: Vec<&BenchChange> = self.slower(tolerance_percent).collect();
+            if !slower.is_empty() {
+                s.insert_str(
+                    0,
+                    &format!(
+                        "SLOWER by more than {tolerance_percent}% ({}): {}\n",
+                        slower.len(),
+                        slower
+                            .iter()
+                            .map(|c| format!("{} {} {:.2}x", c.target, c.metric, c.p50_ratio()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
+            s.push_str("latency, old -> new (biggest p50 slow-down first):\n");
+            for c in &self.bench {
                 s.push_str(&format!(
-                    "  {t:<12} {m:<18} {} -> {}  ({:.2}x)\n",
-                    ms(*a),
-                    ms(*b),
-                    *b as f64 / (*a).max(1) as f64
+                    "  {:<12} {:<30} p50 {} -> {} ({:.2}x)   p99 {} -> {} ({:.2}x)\n",
+                    c.target,
+                    c.metric,
+                    ms(c.old_p50_us),
+                    ms(c.new_p50_us),
+                    c.p50_ratio(),
+                    ms(c.old_p99_us),
+                    ms(c.new_p99_us),
+                    c.new_p99_us as f64 / c.old_p99_us.max(1) as f64
                 ));
             }
         }
@@ -210,5 +279,79 @@ impl Diff {
             s.push_str("no differences in outcomes\n");
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, v: &Value) -> std::path::PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, serde_json::to_vec(v).expect("json")).expect("write");
+        p
+    }
+
+    fn bench_v2(run_p50: u64, list_p50: Option<u64>) -> Value {
+        let mut metrics = vec![serde_json::json!({
+            "name": "RunPodSandbox", "title": "RunPodSandbox",
+            "summary": {"p50_us": run_p50, "p99_us": run_p50 * 2}
+        })];
+        if let Some(l) = list_p50 {
+            metrics.push(serde_json::json!({
+                "name": "ListContainers_500", "title": "ListContainers, 500 objects",
+                "summary": {"p50_us": l, "p99_us": l}
+            }));
+        }
+        serde_json::json!({"schema": "cricket.bench/v2", "targets": [{"target": "bundled", "metrics": metrics}]})
+    }
+
+    #[test]
+    fn bench_files_slowest_first_with_a_tolerance() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let a = write(dir.path(), "a.json", &bench_v2(10_000, Some(1_000)));
+        let b = write(dir.path(), "b.json", &bench_v2(16_000, Some(1_100)));
+        let d = diff_files(&a, &b).expect("diff");
+        assert_eq!(d.bench.len(), 2);
+        assert_eq!(
+            d.bench[0].metric, "RunPodSandbox",
+            "biggest slow-down first"
+        );
+        assert!(d.regressed(50), "1.6x is beyond +50%");
+        assert!(!d.regressed(60));
+        let text = d.render(50);
+        assert!(
+            text.starts_with("SLOWER by more than 50% (1): bundled RunPodSandbox 1.60x"),
+            "{text}"
+        );
+        assert!(
+            text.contains("p50 10.00 ms -> 16.00 ms (1.60x)   p99 20.00 ms -> 32.00 ms (1.60x)"),
+            "{text}"
+        );
+
+        let c = write(dir.path(), "c.json", &bench_v2(10_000, None));
+        let d = diff_files(&a, &c).expect("diff");
+        assert_eq!(d.removed, ["bundled ListContainers_500"]);
+        assert!(!d.regressed(50));
+    }
+
+    #[test]
+    fn v1_bench_files_still_read() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let v1 = |p50: u64| {
+            serde_json::json!({"schema": "cricket.bench/v1", "targets": [{"target": "containerd",
+                "pod_startup": {"p50_us": p50, "p99_us": p50}}]})
+        };
+        let a = write(dir.path(), "a.json", &v1(100));
+        let b = write(dir.path(), "b.json", &v1(100));
+        let d = diff_files(&a, &b).expect("diff");
+        assert_eq!(d.bench.len(), 1);
+        assert_eq!(d.bench[0].metric, "pod_startup");
+        let r = write(
+            dir.path(),
+            "r.json",
+            &serde_json::json!({"schema": "cricket.results/v1"}),
+        );
+        assert!(diff_files(&a, &r).expect_err("mixed").contains("not two"));
     }
 }

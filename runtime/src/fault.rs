@@ -39,6 +39,7 @@ faults! {
     ImageStatusNoTags = "image-status-no-tags": "ImageStatus returns images without repo_tags",
     RemoveKeepsOtherTags = "remove-keeps-other-tags": "RemoveImage by tag removes only that tag",
     StopIgnoresGrace = "stop-ignores-grace": "StopContainer kills at once, ignoring the grace period",
+    StartSlow = "start-slow": "StartContainer waits 100 ms before starting (a regression for benchmarks to catch)",
 }
 
 /// The set of enabled faults.

@@ -268,6 +268,9 @@ impl RuntimeService for Runtime {
     ) -> Result<Response<cri::StartContainerResponse>, Status> {
         let id = request.into_inner().container_id;
         require_id(&id, "StartContainerRequest.container_id")?;
+        if self.fault(Fault::StartSlow) {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         self.engine.start_container(&id).await?;
         Ok(Response::new(cri::StartContainerResponse {}))
     }

@@ -1,6 +1,7 @@
 //! Every case cricket knows, in one registry. Suites register their cases here; the CLI, the
 //! `cargo test` harness and `cricket list` all read this list, so there is no second copy.
 
+pub mod bench;
 pub mod conformance;
 pub mod fuzz;
 pub mod property;

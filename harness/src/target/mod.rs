@@ -41,6 +41,20 @@ impl TargetSpec {
             TargetSpec::Endpoint { .. } => "endpoint",
         }
     }
+
+    /// How pods are networked, for benchmark environment records: pod startup time depends
+    /// on it more than on anything else the runtime configures.
+    pub fn network(&self) -> String {
+        match self {
+            TargetSpec::Bundled(_) => "none (own network namespace, loopback only)".into(),
+            TargetSpec::Containerd(o) => format!(
+                "CNI bridge on {} (host-local IPAM) + loopback, plugins from {}",
+                o.pod_subnet,
+                o.cni_bin_dir.display()
+            ),
+            TargetSpec::Endpoint { .. } => "whatever the endpoint is configured with".into(),
+        }
+    }
 }
 
 /// What a target says about itself, recorded in every report.

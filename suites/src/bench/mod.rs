@@ -1,0 +1,208 @@
+//! The benchmark workloads behind `cricket bench`: what is timed and in which order. The
+//! statistics and reports are `cricket_harness::bench`.
+//!
+//! Every figure is client-side wall time around one gRPC call (or a named sequence of them),
+//! the way kubelet experiences the runtime. Images are pulled before anything is timed except
+//! the pull benchmarks; the first `warmup` samples of every loop are thrown away.
+
+mod objects;
+mod pods;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cricket_harness::bench::{BenchEnv, CritestFile, Metric, Summary, TargetBench};
+use cricket_harness::host::HostInfo;
+use cricket_harness::record::Recorder;
+use cricket_harness::target::Target;
+use cricket_harness::{CriClient, cri};
+
+/// The groups of measurements `--workloads` selects from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Workload {
+    /// Pod startup and teardown (1 and 3 containers) and each lifecycle RPC and status.
+    Pods,
+    /// ExecSync round trips in a running container.
+    Exec,
+    /// ListPodSandbox / ListContainers with N objects present.
+    Lists,
+    /// Cold and warm pulls, ImageStatus, ListImages, RemoveImage.
+    Images,
+    /// Pod startup at several concurrency levels.
+    Sweep,
+}
+
+impl Workload {
+    pub const ALL: [Workload; 5] = [
+        Workload::Pods,
+        Workload::Exec,
+        Workload::Lists,
+        Workload::Images,
+        Workload::Sweep,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Pods => "pods",
+            Workload::Exec => "exec",
+            Workload::Lists => "lists",
+            Workload::Images => "images",
+            Workload::Sweep => "sweep",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|w| w.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown workload {s:?} (known: {})",
+                    Self::ALL.map(Workload::name).join(", ")
+                )
+            })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// Measured samples per metric (pods per pod metric, calls per RPC metric).
+    pub samples: usize,
+    /// Samples taken first and thrown away, per loop.
+    pub warmup: usize,
+    /// Measured cold pulls of the large image (each one is tens of MiB).
+    pub pulls: usize,
+    /// Object counts the List benchmarks run at, ascending.
+    pub list_sizes: Vec<usize>,
+    /// Concurrency levels of the sweep.
+    pub concurrency: Vec<usize>,
+    pub workloads: Vec<Workload>,
+    /// A small image whose `/bin/probe` the containers run (pre-pulled).
+    pub image: String,
+    /// A large image for cold pulls.
+    pub large_image: String,
+    /// Labels every object, so leftovers of this run can be found and removed.
+    pub run_id: String,
+}
+
+impl BenchConfig {
+    fn wants(&self, w: Workload) -> bool {
+        self.workloads.contains(&w)
+    }
+}
+
+/// Samples per metric, in the order metrics were first recorded.
+#[derive(Default)]
+struct Samples {
+    order: Vec<(String, String)>,
+    by_name: BTreeMap<String, Vec<Duration>>,
+}
+
+impl Samples {
+    fn add(&mut self, name: &str, title: &str, d: Duration) {
+        if !self.by_name.contains_key(name) {
+            self.order.push((name.to_string(), title.to_string()));
+        }
+        self.by_name.entry(name.to_string()).or_default().push(d);
+    }
+
+    fn into_metrics(mut self) -> Vec<Metric> {
+        self.order
+            .into_iter()
+            .map(|(name, title)| Metric {
+                summary: Summary::of(&self.by_name.remove(&name).unwrap_or_default()),
+                name,
+                title,
+            })
+            .collect()
+    }
+}
+
+fn err(what: &str) -> impl FnOnce(tonic::Status) -> String + '_ {
+    move |s| format!("{what}: {:?}: {}", s.code(), s.message())
+}
+
+/// Awaits one call and how long it took.
+async fn timed<T>(
+    what: &str,
+    call: impl Future<Output = Result<T, tonic::Status>>,
+) -> Result<(T, Duration), String> {
+    let t = Instant::now();
+    let r = call.await.map_err(err(what))?;
+    Ok((r, t.elapsed()))
+}
+
+/// Runs the selected workloads against one target. Whatever the outcome, the pods this run
+/// labelled are removed before returning.
+pub async fn run(
+    target: &dyn Target,
+    network: &str,
+    cfg: &BenchConfig,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<TargetBench, String> {
+    let (rt, img) = target.channels();
+    // Pulls of the large image and teardown of hundreds of pods can take a while on a slow
+    // runtime; the deadline only bounds a hung call.
+    let c = CriClient::new(rt, img, Duration::from_secs(120), Arc::new(Recorder::new()));
+    let result = measure(&c, cfg, progress).await;
+    let cleanup = pods::remove_labelled(&c, &cfg.run_id).await;
+    let (samples, critest, sweep) = result?;
+    cleanup?;
+    let info = target.info();
+    Ok(TargetBench {
+        target: info.kind.clone(),
+        env: BenchEnv::new(&HostInfo::probe(), info, network),
+        metrics: samples.into_metrics(),
+        sweep,
+        critest,
+    })
+}
+
+type Measured = (
+    Samples,
+    Vec<CritestFile>,
+    Vec<cricket_harness::bench::SweepLevel>,
+);
+
+async fn measure(
+    c: &CriClient,
+    cfg: &BenchConfig,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Measured, String> {
+    let mut s = Samples::default();
+    let mut critest = Vec::new();
+    c.pull_image(cri::PullImageRequest {
+        image: Some(cri::ImageSpec {
+            image: cfg.image.clone(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .map_err(err("pre-pulling the image"))?;
+    if cfg.wants(Workload::Pods) {
+        progress("pod lifecycle, 1 container");
+        critest.extend(pods::one_container(c, cfg, &mut s).await?);
+        progress("pod startup, 3 containers");
+        pods::three_containers(c, cfg, &mut s).await?;
+    }
+    if cfg.wants(Workload::Exec) {
+        progress("ExecSync");
+        objects::exec_sync(c, cfg, &mut s).await?;
+    }
+    if cfg.wants(Workload::Lists) {
+        progress("lists");
+        objects::lists(c, cfg, &mut s, progress).await?;
+    }
+    if cfg.wants(Workload::Images) {
+        progress("images");
+        critest.extend(objects::images(c, cfg, &mut s).await?);
+    }
+    let mut sweep = Vec::new();
+    if cfg.wants(Workload::Sweep) && !cfg.concurrency.is_empty() {
+        progress("concurrency sweep");
+        sweep = pods::sweep(c, cfg).await?;
+    }
+    Ok((s, critest, sweep))
+}
