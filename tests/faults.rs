@@ -4,7 +4,8 @@
 
 use std::process::Command;
 
-/// (fault, the case that must catch it)
+/// (fault, the case that must catch it). `start-slow` breaks speed, not a rule: tests/bench.rs
+/// proves a baseline and `cricket diff` catch it.
 const FAULTS: &[(&str, &str)] = &[
     ("version-bad-semver", "runtime.version.fields"),
     ("version-wrong-api", "runtime.version.fields"),

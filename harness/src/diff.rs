@@ -7,6 +7,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::bench::stats::human;
+
 /// One case whose outcome differs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
@@ -183,10 +185,6 @@ pub fn diff_files(old: &Path, new: &Path) -> Result<Diff, String> {
     Ok(d)
 }
 
-fn ms(us: u64) -> String {
-    format!("{:.2} ms", us as f64 / 1000.0)
-}
-
 impl Diff {
     /// Bench metrics whose p50 grew by more than `tolerance_percent`.
     pub fn slower(&self, tolerance_percent: u64) -> impl Iterator<Item = &BenchChange> {
@@ -238,8 +236,8 @@ impl Diff {
                 s.push_str(&format!(
                     "  {:<50} {} -> {}  ({:.2}x)\n",
                     id,
-                    ms(*a),
-                    ms(*b),
+                    human(*a),
+                    human(*b),
                     *b as f64 / (*a).max(1) as f64
                 ));
             }
@@ -266,11 +264,11 @@ impl Diff {
                     "  {:<12} {:<30} p50 {} -> {} ({:.2}x)   p99 {} -> {} ({:.2}x)\n",
                     c.target,
                     c.metric,
-                    ms(c.old_p50_us),
-                    ms(c.new_p50_us),
+                    human(c.old_p50_us),
+                    human(c.new_p50_us),
                     c.p50_ratio(),
-                    ms(c.old_p99_us),
-                    ms(c.new_p99_us),
+                    human(c.old_p99_us),
+                    human(c.new_p99_us),
                     c.new_p99_us as f64 / c.old_p99_us.max(1) as f64
                 ));
             }
@@ -325,7 +323,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("p50 10.00 ms -> 16.00 ms (1.60x)   p99 20.00 ms -> 32.00 ms (1.60x)"),
+            text.contains("p50 10.0 ms -> 16.0 ms (1.60x)   p99 20.0 ms -> 32.0 ms (1.60x)"),
             "{text}"
         );
 

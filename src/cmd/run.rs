@@ -33,7 +33,7 @@ pub struct Args {
     /// Image service endpoint when it differs from --endpoint
     #[arg(long)]
     image_endpoint: Option<String>,
-    /// Suites to run, comma-separated: conformance, property, fuzz, bench [default: conformance, property]
+    /// Suites to run, comma-separated: conformance, property, fuzz [default: conformance, property]
     #[arg(long, value_delimiter = ',')]
     suite: Vec<String>,
     /// Only cases whose id matches (glob, or an id prefix such as `runtime`); repeatable
@@ -134,6 +134,12 @@ fn selection(a: &Args) -> Result<Selection, String> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    if suites.contains(&Suite::Bench) {
+        return Err(
+            "benchmarks run with `cricket bench` (they time the target and need it to themselves)"
+                .into(),
+        );
+    }
     let tags = a
         .tags
         .iter()
