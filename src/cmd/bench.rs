@@ -8,7 +8,7 @@ use std::time::Duration;
 use cricket_harness::bench::{self, BENCH_SCHEMA, Baseline, BenchDoc};
 use cricket_harness::host::HostInfo;
 use cricket_harness::session;
-use cricket_harness::target::{self, BundledOptions, ContainerdOptions, StartOptions, TargetSpec};
+use cricket_harness::target::{self, StartOptions, TargetSpec};
 use cricket_suites::bench::{BenchConfig, Workload};
 
 use super::fail_usage;
@@ -67,24 +67,7 @@ pub struct Args {
 }
 
 fn spec(a: &Args, kind: TargetKind) -> Result<TargetSpec, String> {
-    Ok(match kind {
-        TargetKind::Bundled => TargetSpec::Bundled(BundledOptions {
-            binary: std::env::current_exe()
-                .map_err(|e| format!("cannot locate the cricket binary: {e}"))?,
-            args: Vec::new(),
-        }),
-        TargetKind::Containerd => TargetSpec::Containerd(ContainerdOptions {
-            binary: a.containerd_bin.clone(),
-            ..ContainerdOptions::default()
-        }),
-        TargetKind::Endpoint => TargetSpec::Endpoint {
-            endpoint: a
-                .endpoint
-                .clone()
-                .ok_or("--target endpoint needs --endpoint unix:///path")?,
-            image_endpoint: None,
-        },
-    })
+    super::run::spec_of(kind, a.endpoint.clone(), None, a.containerd_bin.clone())
 }
 
 fn config(a: &Args, run_id: &str) -> Result<BenchConfig, String> {

@@ -107,6 +107,21 @@ fn target_spec(a: &Args) -> Result<TargetSpec, String> {
     if a.image_endpoint.is_some() && kind != TargetKind::Endpoint {
         return Err("--image-endpoint only goes with --endpoint".into());
     }
+    spec_of(
+        kind,
+        a.endpoint.clone(),
+        a.image_endpoint.clone(),
+        a.containerd_bin.clone(),
+    )
+}
+
+/// The target a `--target` names, with its own options (shared with `cricket bench`).
+pub fn spec_of(
+    kind: TargetKind,
+    endpoint: Option<String>,
+    image_endpoint: Option<String>,
+    containerd_bin: Option<PathBuf>,
+) -> Result<TargetSpec, String> {
     Ok(match kind {
         TargetKind::Bundled => TargetSpec::Bundled(BundledOptions {
             binary: std::env::current_exe()
@@ -114,12 +129,12 @@ fn target_spec(a: &Args) -> Result<TargetSpec, String> {
             args: Vec::new(),
         }),
         TargetKind::Containerd => TargetSpec::Containerd(ContainerdOptions {
-            binary: a.containerd_bin.clone(),
+            binary: containerd_bin,
             ..ContainerdOptions::default()
         }),
         TargetKind::Endpoint => TargetSpec::Endpoint {
-            endpoint: a.endpoint.clone().unwrap_or_default(),
-            image_endpoint: a.image_endpoint.clone(),
+            endpoint: endpoint.ok_or("--target endpoint needs --endpoint unix:///path")?,
+            image_endpoint,
         },
     })
 }

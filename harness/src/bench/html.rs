@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use super::stats::{human, human_f};
+use super::stats::human;
 use super::table::{metric_order, ratio};
 use super::{BenchDoc, SweepLevel, TargetBench};
 
@@ -150,20 +150,11 @@ fn stats_table(h: &mut String, targets: &[TargetBench], name: &str) {
     h.push_str("<table><tr><th>target</th><th>n</th><th>min</th><th>p50</th><th>p90</th><th>p99</th><th>max</th><th>mean ± stddev</th></tr>\n");
     for t in targets {
         if let Some(m) = t.metric(name) {
-            let s = &m.summary;
-            let _ = writeln!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ± {}</td></tr>",
-                esc(&t.target),
-                s.n,
-                human(s.min_us),
-                human(s.p50_us),
-                human(s.p90_us),
-                human(s.p99_us),
-                human(s.max_us),
-                human_f(s.mean_us),
-                human_f(s.stddev_us)
-            );
+            let _ = write!(h, "<tr><td>{}</td><td>{}</td>", esc(&t.target), m.summary.n);
+            for cell in m.summary.columns() {
+                let _ = write!(h, "<td>{cell}</td>");
+            }
+            h.push_str("</tr>\n");
         }
     }
     h.push_str("</table>\n");

@@ -66,6 +66,18 @@ impl Summary {
         }
     }
 
+    /// min, p50, p90, p99, max and "mean ± stddev", formatted for tables.
+    pub fn columns(&self) -> [String; 6] {
+        [
+            human(self.min_us),
+            human(self.p50_us),
+            human(self.p90_us),
+            human(self.p99_us),
+            human(self.max_us),
+            format!("{} ± {}", human_f(self.mean_us), human_f(self.stddev_us)),
+        ]
+    }
+
     fn empty(us: Vec<u64>) -> Self {
         Self {
             n: us.len(),

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::TargetBench;
-use super::stats::{human, human_f};
+use super::stats::human;
 
 /// Metric titles in first-seen order across all targets.
 pub fn metric_order(results: &[TargetBench]) -> Vec<(String, String)> {
@@ -48,19 +48,11 @@ pub fn render(results: &[TargetBench]) -> String {
             "metric", "n", "min", "p50", "p90", "p99", "max"
         );
         for m in &t.metrics {
-            let s = &m.summary;
+            let [min, p50, p90, p99, max, mean] = m.summary.columns();
             let _ = writeln!(
                 out,
-                "  {:<44} {:>4} {:>9} {:>9} {:>9} {:>9} {:>9}  {} ± {}",
-                m.title,
-                s.n,
-                human(s.min_us),
-                human(s.p50_us),
-                human(s.p90_us),
-                human(s.p99_us),
-                human(s.max_us),
-                human_f(s.mean_us),
-                human_f(s.stddev_us)
+                "  {:<44} {:>4} {min:>9} {p50:>9} {p90:>9} {p99:>9} {max:>9}  {mean}",
+                m.title, m.summary.n,
             );
         }
         if !t.sweep.is_empty() {
