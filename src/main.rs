@@ -31,7 +31,7 @@ enum Command {
     Diff(cmd::diff::Args),
     /// Fuzz a target's CRI socket: structure-aware and wire-level inputs to all 41 RPCs.
     Fuzz(Box<cmd::fuzz::FuzzArgs>),
-    /// Measure pod-startup latency of one or more targets.
+    /// Latency benchmarks (pod startup, every lifecycle RPC, ExecSync, lists, pulls) of one or more targets, side by side.
     Bench(cmd::bench::Args),
     /// Serve the fixture images over the OCI distribution API.
     Registry(cmd::registry::Args),
