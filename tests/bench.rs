@@ -267,3 +267,34 @@ fn bad_arguments_are_named() {
         assert!(out.contains(needle), "{args:?}: {out}");
     }
 }
+
+/// A target that cannot start is named (exit 2) and the others keep their figures.
+#[test]
+fn an_unstartable_target_does_not_cost_the_others_their_figures() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (code, out) = cricket(
+        &[
+            "bench",
+            "--target",
+            "bundled",
+            "--target",
+            "containerd",
+            "--containerd-bin",
+            "/nonexistent/containerd",
+            "--workloads",
+            "exec",
+            "--samples",
+            "2",
+            "--warmup",
+            "0",
+            "--report-dir",
+            s(dir.path()),
+        ],
+        None,
+    );
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("/nonexistent/containerd"), "{out}");
+    let doc = read_json(&dir.path().join("bench.json"));
+    assert_eq!(doc["targets"].as_array().map(Vec::len), Some(1), "{doc}");
+    assert_eq!(doc["targets"][0]["metrics"][0]["name"], "ExecSync");
+}

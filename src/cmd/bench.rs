@@ -139,6 +139,7 @@ pub fn main(a: Args) -> ExitCode {
         cfg.large_image = fixtures.catalog.get("large").unwrap_or_default().to_string();
         let mut results = Vec::new();
         let mut failed = Vec::new();
+        let mut unstarted = Vec::new();
         for mut spec in specs {
             session::use_fixture_pause(&mut spec, &fixtures.catalog);
             let kind = spec.kind();
@@ -146,9 +147,14 @@ pub fn main(a: Args) -> ExitCode {
                 log_dir: dir.clone(),
                 ready_timeout: Duration::from_secs(60),
             };
+            // A target that cannot start does not cost the others their figures.
             let mut t = match target::start(&spec, &opts).await {
                 Ok(t) => t,
-                Err(e) => return fail_usage(e),
+                Err(e) => {
+                    eprintln!("cricket: {kind}: {e}");
+                    unstarted.push(kind);
+                    continue;
+                }
             };
             eprintln!(
                 "cricket bench: {kind}: {} samples (+{} warm-up) per metric",
@@ -226,7 +232,9 @@ pub fn main(a: Args) -> ExitCode {
             Ok(path) => println!("bench: {} {}", path.display(), dir.join("index.html").display()),
             Err(e) => return fail_usage(e),
         }
-        if out_of_range.is_empty() && failed.is_empty() {
+        if !unstarted.is_empty() {
+            ExitCode::from(super::USAGE)
+        } else if out_of_range.is_empty() && failed.is_empty() {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(1)
