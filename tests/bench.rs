@@ -261,6 +261,14 @@ fn bad_arguments_are_named() {
             "cannot read baseline /nonexistent.json",
         ),
         (&["bench", "--tolerance-below", "101"][..], "101"),
+        (
+            &["bench", "--baseline", "reports/baselines/containerd.json"][..],
+            "not measured (add --target containerd)",
+        ),
+        (
+            &["bench", "--concurrency", "2,1,2"][..],
+            "--concurrency lists a level twice",
+        ),
     ] {
         let (code, out) = cricket(args, None);
         assert_eq!(code, Some(2), "{args:?}: {out}");

@@ -30,6 +30,9 @@ pub struct Diff {
     pub durations: Vec<(String, u64, u64)>,
     /// Metrics present in both bench files, biggest p50 slow-down first.
     pub bench: Vec<BenchChange>,
+    /// Metrics the old bench file has and the new one lacks (a target or workload that
+    /// failed): a regression, not a change of plan.
+    pub bench_missing: Vec<String>,
 }
 
 /// One metric of one target in two bench runs.
@@ -141,7 +144,7 @@ pub fn diff_files(old: &Path, new: &Path) -> Result<Diff, String> {
                     old_p99_us: *old_p99,
                     new_p99_us: *new_p99,
                 }),
-                None => d.removed.push(format!("{t} {m}")),
+                None => d.bench_missing.push(format!("{t} {m}")),
             }
         }
         d.added = pb
@@ -194,7 +197,9 @@ impl Diff {
 
     /// A case newly failing, or a bench metric slower beyond the tolerance.
     pub fn regressed(&self, tolerance_percent: u64) -> bool {
-        !self.newly_failing.is_empty() || self.slower(tolerance_percent).next().is_some()
+        !self.newly_failing.is_empty()
+            || !self.bench_missing.is_empty()
+            || self.slower(tolerance_percent).next().is_some()
     }
 
     /// Human report, newly failing cases (or the slowed-down metrics) first.
@@ -273,6 +278,16 @@ impl Diff {
                 ));
             }
         }
+        if !self.bench_missing.is_empty() {
+            s.insert_str(
+                0,
+                &format!(
+                    "MISSING in the new run ({}): {}\n",
+                    self.bench_missing.len(),
+                    self.bench_missing.join(", ")
+                ),
+            );
+        }
         if s.is_empty() {
             s.push_str("no differences in outcomes\n");
         }
@@ -329,8 +344,12 @@ mod tests {
 
         let c = write(dir.path(), "c.json", &bench_v2(10_000, None));
         let d = diff_files(&a, &c).expect("diff");
-        assert_eq!(d.removed, ["bundled ListContainers_500"]);
-        assert!(!d.regressed(50));
+        assert_eq!(d.bench_missing, ["bundled ListContainers_500"]);
+        assert!(
+            d.regressed(50),
+            "a metric gone from the new run is a regression"
+        );
+        assert!(d.render(50).starts_with("MISSING in the new run (1)"));
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub struct Args {
     #[arg(long)]
     save_baselines: Option<PathBuf>,
     /// Saved baselines: how many percent above the measured p50 a later p50 may be
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=100_000))]
     tolerance: u64,
     /// Saved baselines: how many percent below the measured p50 a later p50 may be (100 = no
     /// lower bound)
@@ -110,9 +110,22 @@ pub fn main(a: Args) -> ExitCode {
     let mut baselines = Vec::new();
     for p in &a.baseline {
         match Baseline::load(p) {
+            Ok(b) if !specs.iter().any(|s| s.kind() == b.target) => {
+                return fail_usage(format!(
+                    "baseline {} is for target {}, which is not measured (add --target {})",
+                    p.display(),
+                    b.target,
+                    b.target
+                ));
+            }
             Ok(b) => baselines.push(b),
             Err(e) => return fail_usage(e),
         }
+    }
+    let mut levels = a.concurrency.clone();
+    levels.sort_unstable();
+    if levels.windows(2).any(|w| w[0] == w[1]) {
+        return fail_usage("--concurrency lists a level twice");
     }
     let run_id = session::new_run_id();
     let mut cfg = match config(&a, &run_id) {
@@ -135,8 +148,13 @@ pub fn main(a: Args) -> ExitCode {
             Ok(f) => f,
             Err(e) => return fail_usage(e),
         };
-        cfg.image = fixtures.catalog.get("probe").unwrap_or_default().to_string();
-        cfg.large_image = fixtures.catalog.get("large").unwrap_or_default().to_string();
+        match (fixtures.catalog.get("probe"), fixtures.catalog.get("large")) {
+            (Some(probe), Some(large)) => {
+                cfg.image = probe.to_string();
+                cfg.large_image = large.to_string();
+            }
+            _ => return fail_usage("the fixture catalogue lacks the probe or large image"),
+        }
         let mut results = Vec::new();
         let mut failed = Vec::new();
         let mut unstarted = Vec::new();
@@ -175,12 +193,32 @@ pub fn main(a: Args) -> ExitCode {
         }
         print!("{}", bench::table::render(&results));
         let host = HostInfo::probe();
+        let doc = BenchDoc {
+            schema: BENCH_SCHEMA,
+            run_id: run_id.clone(),
+            host: host.clone(),
+            config: serde_json::json!({
+                "samples": cfg.samples,
+                "warmup": cfg.warmup,
+                "pulls": cfg.pulls,
+                "list_sizes": cfg.list_sizes,
+                "concurrency": cfg.concurrency,
+                "workloads": cfg.workloads.iter().map(|w| w.name()).collect::<Vec<_>>(),
+                "image": cfg.image,
+                "large_image": cfg.large_image,
+            }),
+            targets: results,
+        };
+        match bench::write_reports(&doc, &dir, a.json.as_deref()) {
+            Ok(path) => println!("bench: {} {}", path.display(), dir.join("index.html").display()),
+            Err(e) => return fail_usage(e),
+        }
         if let Some(bdir) = &a.save_baselines {
             let on = format!(
                 "{} CPUs, kernel {}, cgroup {:?}, run {run_id}: cricket bench --samples {} --warmup {}",
                 host.cpus, host.kernel, host.cgroup, a.samples, a.warmup
             );
-            for r in &results {
+            for r in &doc.targets {
                 let b = Baseline::from_bench(r, a.tolerance_below, a.tolerance, &on);
                 let path = bdir.join(format!("{}.json", r.target));
                 let written = std::fs::create_dir_all(bdir).and_then(|()| {
@@ -194,7 +232,7 @@ pub fn main(a: Args) -> ExitCode {
         }
         let mut out_of_range = Vec::new();
         for b in &baselines {
-            match results.iter().find(|r| r.target == b.target) {
+            match doc.targets.iter().find(|r| r.target == b.target) {
                 Some(r) => {
                     out_of_range.extend(b.check(r));
                     let missing = b.unmeasured(r);
@@ -211,26 +249,6 @@ pub fn main(a: Args) -> ExitCode {
         }
         for r in &out_of_range {
             println!("{r}");
-        }
-        let doc = BenchDoc {
-            schema: BENCH_SCHEMA,
-            run_id: run_id.clone(),
-            host,
-            config: serde_json::json!({
-                "samples": cfg.samples,
-                "warmup": cfg.warmup,
-                "pulls": cfg.pulls,
-                "list_sizes": cfg.list_sizes,
-                "concurrency": cfg.concurrency,
-                "workloads": cfg.workloads.iter().map(|w| w.name()).collect::<Vec<_>>(),
-                "image": cfg.image,
-                "large_image": cfg.large_image,
-            }),
-            targets: results,
-        };
-        match bench::write_reports(&doc, &dir, a.json.as_deref()) {
-            Ok(path) => println!("bench: {} {}", path.display(), dir.join("index.html").display()),
-            Err(e) => return fail_usage(e),
         }
         if !unstarted.is_empty() {
             ExitCode::from(super::USAGE)

@@ -133,8 +133,11 @@ impl Baseline {
             let Some(b) = self.metrics.get(&m.name) else {
                 continue;
             };
-            let high = b.midval_us.saturating_mul(100 + b.maxpercent) / 100;
-            let low = b.midval_us.saturating_mul(100 - b.minpercent.min(100)) / 100;
+            let scale = |pct: u64| {
+                u64::try_from(u128::from(b.midval_us) * u128::from(pct) / 100).unwrap_or(u64::MAX)
+            };
+            let high = scale(b.maxpercent.saturating_add(100));
+            let low = scale(100 - b.minpercent.min(100));
             let p50 = m.summary.p50_us;
             if p50 > high || p50 < low {
                 out.push(OutOfRange {

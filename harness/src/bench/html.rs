@@ -250,7 +250,7 @@ fn cdf_plot(h: &mut String, series: &[(usize, &TargetBench, &[u64])]) {
             );
         }
     }
-    for (i, _, samples) in series {
+    for (i, _, samples) in series.iter().filter(|(_, _, s)| !s.is_empty()) {
         let mut sorted = samples.to_vec();
         sorted.sort_unstable();
         let n = sorted.len() as f64;

@@ -53,6 +53,10 @@ impl Summary {
             .iter()
             .fold((u64::MAX, 0), |(lo, hi), &v| (lo.min(v), hi.max(v)));
         let q = |p: f64| h.value_at_quantile(p).clamp(min, max);
+        // Mean and (population) standard deviation exactly, from the samples themselves.
+        let n = us.len() as f64;
+        let mean = us.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let var = us.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
         Self {
             n: us.len(),
             min_us: min,
@@ -60,8 +64,8 @@ impl Summary {
             p90_us: q(0.90),
             p99_us: q(0.99),
             max_us: max,
-            mean_us: round2(h.mean()),
-            stddev_us: round2(h.stdev()),
+            mean_us: round2(mean),
+            stddev_us: round2(var.sqrt()),
             samples_us: us,
         }
     }

@@ -2,8 +2,10 @@
 //! statistics and reports are `cricket_harness::bench`.
 //!
 //! Every figure is client-side wall time around one gRPC call (or a named sequence of them),
-//! the way kubelet experiences the runtime. Images are pulled before anything is timed except
-//! the pull benchmarks; the first `warmup` samples of every loop are thrown away.
+//! the way kubelet experiences the runtime; the client records nothing while timing
+//! (`Recorder::quiet`). Images are pulled before anything is timed except the pull
+//! benchmarks; the first `warmup` samples of every loop (and of every sweep level) are thrown
+//! away.
 
 mod objects;
 mod pods;
@@ -133,6 +135,15 @@ async fn timed<T>(
     Ok((r, t.elapsed()))
 }
 
+/// The first error, with a later cleanup error appended rather than lost.
+fn both(r: Result<(), String>, cleanup: Result<(), String>) -> Result<(), String> {
+    match (r, cleanup) {
+        (Err(e), Err(c)) => Err(format!("{e}; then cleaning up: {c}")),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+        (Ok(()), Ok(())) => Ok(()),
+    }
+}
+
 /// Runs the selected workloads against one target. Whatever the outcome, the pods this run
 /// labelled are removed before returning.
 pub async fn run(
@@ -144,11 +155,19 @@ pub async fn run(
     let (rt, img) = target.channels();
     // Pulls of the large image and teardown of hundreds of pods can take a while on a slow
     // runtime; the deadline only bounds a hung call.
-    let c = CriClient::new(rt, img, Duration::from_secs(120), Arc::new(Recorder::new()));
+    let c = CriClient::new(
+        rt,
+        img,
+        Duration::from_secs(120),
+        Arc::new(Recorder::quiet()),
+    );
     let result = measure(&c, cfg, progress).await;
     let cleanup = pods::remove_labelled(&c, &cfg.run_id).await;
-    let (samples, critest, sweep) = result?;
-    cleanup?;
+    let (samples, critest, sweep) = match (result, cleanup) {
+        (Ok(r), Ok(())) => r,
+        (Err(e), Ok(())) | (Ok(_), Err(e)) => return Err(e),
+        (Err(e), Err(c)) => return Err(format!("{e}; then cleaning up: {c}")),
+    };
     let info = target.info();
     Ok(TargetBench {
         target: info.kind.clone(),

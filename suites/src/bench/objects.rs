@@ -5,7 +5,7 @@ use cricket_harness::bench::CritestFile;
 use cricket_harness::{CriClient, cri};
 
 use super::pods::{create, critest_file, datapoint, pod_config, remove_pods, run_pod};
-use super::{BenchConfig, Samples, timed};
+use super::{BenchConfig, Samples, both, timed};
 use cricket_harness::bench::unix_ns;
 
 /// ExecSync round trips (`probe echo`) in one running container; every reply is checked, so a
@@ -44,8 +44,7 @@ pub(super) async fn exec_sync(
         Ok(())
     };
     let r = measured.await;
-    remove_pods(c, vec![pod]).await?;
-    r
+    both(r, remove_pods(c, vec![pod]).await)
 }
 
 /// ListPodSandbox and ListContainers (no filter, as kubelet's relist) with `size` pods of one
@@ -92,8 +91,7 @@ pub(super) async fn lists(
     }
     .await;
     progress(&format!("lists: removing {} pods", pods.len()));
-    remove_pods(c, pods).await?;
-    r
+    both(r, remove_pods(c, pods).await)
 }
 
 /// Adds pods (each with one created, not started, container) until there are `size`, four
@@ -184,6 +182,26 @@ pub(super) async fn images(
         image: image(&cfg.large_image),
     };
     timed("RemoveImage", c.remove_image(remove())).await?;
+    let r = cold_pulls(c, cfg, s, &mut lifecycle).await;
+    // The large image is removed after each pull; after a failure midway it may not be.
+    let cleanup = c
+        .remove_image(remove())
+        .await
+        .map(drop)
+        .map_err(|e| format!("RemoveImage {} (cleanup): {}", cfg.large_image, e.message()));
+    both(r, cleanup)?;
+    Ok(vec![lifecycle, listing])
+}
+
+async fn cold_pulls(
+    c: &CriClient,
+    cfg: &BenchConfig,
+    s: &mut Samples,
+    lifecycle: &mut CritestFile,
+) -> Result<(), String> {
+    let remove = || cri::RemoveImageRequest {
+        image: image(&cfg.large_image),
+    };
     let warmup = cfg.warmup.min(1);
     for i in 0..warmup + cfg.pulls {
         let started = unix_ns();
@@ -221,5 +239,5 @@ pub(super) async fn images(
             ));
         }
     }
-    Ok(vec![lifecycle, listing])
+    Ok(())
 }

@@ -257,32 +257,67 @@ pub(super) async fn three_containers(
 }
 
 /// At each level, `level` workers run whole one-container pod lifecycles back to back until
-/// `samples` pods have started; latency of each startup and pods completed per second.
+/// `samples` pods have started; latency of each startup and pods completed per second. Each
+/// level starts with `warmup` untimed lifecycles run `level` at a time.
 pub(super) async fn sweep(c: &CriClient, cfg: &BenchConfig) -> Result<Vec<SweepLevel>, String> {
+    let lifecycle = |key: String| async move {
+        let config = pod_config(cfg, &key);
+        let (pod, d_run) = run_pod(c, &config).await?;
+        let started = async {
+            let (id, d_create) = create(c, cfg, &pod, &config, "c").await?;
+            Ok::<_, String>(d_run + d_create + start(c, &id).await?)
+        }
+        .await;
+        let torn = stop_and_remove_pod(c, &pod).await.map(drop);
+        let d = started.map_err(|e| match &torn {
+            Err(t) => format!("{e}; then cleaning up: {t}"),
+            Ok(()) => e,
+        })?;
+        torn.map(|()| d)
+    };
     let mut out = Vec::new();
-    for &level in &cfg.concurrency {
-        let level = level.max(1);
+    let mut levels = cfg.concurrency.clone();
+    levels.sort_unstable();
+    levels.dedup();
+    for level in levels {
+        // More workers than pods would not run at that concurrency.
+        let level = level.clamp(1, cfg.samples.max(1));
+        if out.iter().any(|l: &SweepLevel| l.concurrency == level) {
+            continue;
+        }
+        let run_batch = |first: usize, count: usize, keyp: &'static str| {
+            let workers = (0..level).map(move |w| async move {
+                let mut lat = Vec::new();
+                let mut errors = Vec::new();
+                let mut i = w;
+                while i < count {
+                    match lifecycle(format!("{keyp}{level}-{}", first + i)).await {
+                        Ok(d) => lat.push(d),
+                        Err(e) => {
+                            errors.push(e);
+                            break;
+                        }
+                    }
+                    i += level;
+                }
+                (lat, errors)
+            });
+            // Every worker finishes its call before the level ends, even after another
+            // failed: an abandoned RunPodSandbox could otherwise leave a pod behind.
+            futures::future::join_all(workers)
+        };
+        let (_, errors): (Vec<_>, Vec<_>) = run_batch(0, cfg.warmup, "w").await.into_iter().unzip();
+        if let Some(e) = errors.into_iter().flatten().next() {
+            return Err(e);
+        }
         let started = Instant::now();
-        let workers = (0..level).map(|w| async move {
-            let mut lat = Vec::new();
-            let mut i = w;
-            while i < cfg.samples {
-                let config = pod_config(cfg, &format!("x{level}-{i}"));
-                let (pod, d_run) = run_pod(c, &config).await?;
-                let (id, d_create) = create(c, cfg, &pod, &config, "c").await?;
-                let d_start = start(c, &id).await?;
-                stop_and_remove_pod(c, &pod).await?;
-                lat.push(d_run + d_create + d_start);
-                i += level;
-            }
-            Ok::<_, String>(lat)
-        });
-        let lat: Vec<Duration> = futures::future::try_join_all(workers)
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
+        let (lat, errors): (Vec<Vec<Duration>>, Vec<Vec<String>>) =
+            run_batch(0, cfg.samples, "x").await.into_iter().unzip();
         let wall = started.elapsed().as_secs_f64().max(1e-9);
+        if let Some(e) = errors.into_iter().flatten().next() {
+            return Err(e);
+        }
+        let lat: Vec<Duration> = lat.into_iter().flatten().collect();
         out.push(SweepLevel {
             concurrency: level,
             pods_per_sec: lat.len() as f64 / wall,
