@@ -429,11 +429,19 @@ impl Model {
                 slots("container", &got),
             ));
         }
-        // Absent from a state-filtered list: it is not in that state now.
+        // Absent from a state-filtered list: it is not in that state now. Absent from the
+        // EXITED list says nothing about later for a container that exits by itself: it can
+        // still reach EXITED the next moment (seen on the bundled runtime: not listed as
+        // EXITED, then EXITED in the next list).
         if let Some(w) = want_state {
             let absent: Vec<usize> = self
                 .live_containers()
                 .filter(|(i, c)| matches(*i, c) && !got.contains(i) && c.states.has(w))
+                .filter(|(_, c)| {
+                    !(w == CState::Exited
+                        && c.cmd.exits_by_itself()
+                        && c.states.has(CState::Running))
+                })
                 .map(|(i, _)| i)
                 .collect();
             for i in absent {

@@ -165,6 +165,30 @@ fn a_state_filter_that_is_ignored_is_found() {
 }
 
 #[test]
+fn not_yet_exited_is_not_never_exited() {
+    // A self-exiting container missing from ListContainers(state=EXITED) may exit the next
+    // moment (replay from a fresh-clone run: the list was empty, the next list showed it EXITED).
+    let mut m = started(Cmd::Exit(3));
+    let filter = ContainerFilter {
+        state: Some(ContainerStateFilter::Exited),
+        ..Default::default()
+    };
+    ok(
+        &mut m,
+        Call::ListContainers { filter },
+        Reply::Containers(vec![]),
+    );
+    let exited = ctr_view(&m, 0, CState::Exited, 3);
+    ok(
+        &mut m,
+        Call::ContainerStatus {
+            container: Ref::Slot(0),
+        },
+        Reply::ContainerStatus(exited),
+    );
+}
+
+#[test]
 fn a_container_that_exits_by_itself_never_runs_again() {
     let mut m = started(Cmd::Exit(3));
     // RUNNING and EXITED are both allowed right after start.
