@@ -53,19 +53,6 @@ pub fn normalize_endpoint(uri: &str) -> Result<String, String> {
     }
 }
 
-/// One recorded RPC.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RpcRecord {
-    pub method: &'static str,
-    /// Offset from the start of the case, in microseconds.
-    pub at_us: u64,
-    pub duration_us: u64,
-    /// gRPC code name (`Ok`, `NotFound`, …).
-    pub code: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub step: Option<String>,
-}
-
 /// Both CRI services, timed. Cheap to clone.
 #[derive(Clone)]
 pub struct CriClient {
@@ -141,7 +128,15 @@ impl CriClient {
                 "{method}: no answer within the {:?} deadline",
                 self.deadline
             ))),
-        };
+        }
+        .map_err(|mut s| {
+            // A `?` on this status names the RPC in the failure's check id.
+            s.metadata_mut().insert(
+                crate::failure::METHOD_METADATA,
+                tonic::metadata::MetadataValue::from_static(method),
+            );
+            s
+        });
         let code = match &result {
             Ok(_) => Code::Ok,
             Err(s) => s.code(),
@@ -151,76 +146,44 @@ impl CriClient {
     }
 }
 
-macro_rules! runtime_rpcs {
-    ($($fn:ident : $name:literal ($req:ident) -> $resp:ty;)+) => {
-        impl CriClient {
-            $(
-                #[doc = concat!("`RuntimeService/", $name, "`, timed.")]
-                pub async fn $fn(&self, req: cri::$req) -> Result<$resp, Status> {
-                    let mut c = self.runtime.clone();
-                    self.timed($name, req, |r| async move { c.$fn(r).await }).await
-                }
-            )+
+/// One timed method per RPC, from the API's single RPC list. The four calls that create or
+/// remove objects are written out below instead (they also keep the cleanup list); a
+/// streaming RPC returns its stream.
+macro_rules! timed_method {
+    (RuntimeService RunPodSandbox $($rest:tt)*) => {};
+    (RuntimeService RemovePodSandbox $($rest:tt)*) => {};
+    (RuntimeService CreateContainer $($rest:tt)*) => {};
+    (RuntimeService RemoveContainer $($rest:tt)*) => {};
+    ($svc:ident $method:ident $snake:ident unary $req:ident $resp:ident) => {
+        timed_method!(@ $svc $method $snake $req cri::$resp);
+    };
+    ($svc:ident $method:ident $snake:ident stream $req:ident $resp:ident) => {
+        timed_method!(@ $svc $method $snake $req tonic::Streaming<cri::$resp>);
+    };
+    (@ RuntimeService $method:ident $snake:ident $req:ident $ret:ty) => {
+        timed_method!(@@ runtime RuntimeService $method $snake $req $ret);
+    };
+    (@ ImageService $method:ident $snake:ident $req:ident $ret:ty) => {
+        timed_method!(@@ image ImageService $method $snake $req $ret);
+    };
+    (@@ $field:ident $svc:ident $method:ident $snake:ident $req:ident $ret:ty) => {
+        #[doc = concat!("`", stringify!($svc), "/", stringify!($method), "`, timed.")]
+        pub async fn $snake(&self, req: cri::$req) -> Result<$ret, Status> {
+            let mut c = self.$field.clone();
+            self.timed(stringify!($method), req, |r| async move { c.$snake(r).await })
+                .await
         }
     };
 }
 
-macro_rules! image_rpcs {
-    ($($fn:ident : $name:literal ($req:ident) -> $resp:ty;)+) => {
+macro_rules! timed_methods {
+    ($($svc:ident $method:ident $snake:ident $kind:ident $req:ident $resp:ident;)+) => {
         impl CriClient {
-            $(
-                #[doc = concat!("`ImageService/", $name, "`, timed.")]
-                pub async fn $fn(&self, req: cri::$req) -> Result<$resp, Status> {
-                    let mut c = self.image.clone();
-                    self.timed($name, req, |r| async move { c.$fn(r).await }).await
-                }
-            )+
+            $(timed_method!($svc $method $snake $kind $req $resp);)+
         }
     };
 }
-
-runtime_rpcs! {
-    version: "Version"(VersionRequest) -> cri::VersionResponse;
-    stop_pod_sandbox: "StopPodSandbox"(StopPodSandboxRequest) -> cri::StopPodSandboxResponse;
-    pod_sandbox_status: "PodSandboxStatus"(PodSandboxStatusRequest) -> cri::PodSandboxStatusResponse;
-    list_pod_sandbox: "ListPodSandbox"(ListPodSandboxRequest) -> cri::ListPodSandboxResponse;
-    stream_pod_sandboxes: "StreamPodSandboxes"(StreamPodSandboxesRequest) -> tonic::Streaming<cri::StreamPodSandboxesResponse>;
-    start_container: "StartContainer"(StartContainerRequest) -> cri::StartContainerResponse;
-    stop_container: "StopContainer"(StopContainerRequest) -> cri::StopContainerResponse;
-    list_containers: "ListContainers"(ListContainersRequest) -> cri::ListContainersResponse;
-    stream_containers: "StreamContainers"(StreamContainersRequest) -> tonic::Streaming<cri::StreamContainersResponse>;
-    container_status: "ContainerStatus"(ContainerStatusRequest) -> cri::ContainerStatusResponse;
-    update_container_resources: "UpdateContainerResources"(UpdateContainerResourcesRequest) -> cri::UpdateContainerResourcesResponse;
-    reopen_container_log: "ReopenContainerLog"(ReopenContainerLogRequest) -> cri::ReopenContainerLogResponse;
-    exec_sync: "ExecSync"(ExecSyncRequest) -> cri::ExecSyncResponse;
-    exec: "Exec"(ExecRequest) -> cri::ExecResponse;
-    attach: "Attach"(AttachRequest) -> cri::AttachResponse;
-    port_forward: "PortForward"(PortForwardRequest) -> cri::PortForwardResponse;
-    container_stats: "ContainerStats"(ContainerStatsRequest) -> cri::ContainerStatsResponse;
-    list_container_stats: "ListContainerStats"(ListContainerStatsRequest) -> cri::ListContainerStatsResponse;
-    stream_container_stats: "StreamContainerStats"(StreamContainerStatsRequest) -> tonic::Streaming<cri::StreamContainerStatsResponse>;
-    pod_sandbox_stats: "PodSandboxStats"(PodSandboxStatsRequest) -> cri::PodSandboxStatsResponse;
-    list_pod_sandbox_stats: "ListPodSandboxStats"(ListPodSandboxStatsRequest) -> cri::ListPodSandboxStatsResponse;
-    stream_pod_sandbox_stats: "StreamPodSandboxStats"(StreamPodSandboxStatsRequest) -> tonic::Streaming<cri::StreamPodSandboxStatsResponse>;
-    update_runtime_config: "UpdateRuntimeConfig"(UpdateRuntimeConfigRequest) -> cri::UpdateRuntimeConfigResponse;
-    status: "Status"(StatusRequest) -> cri::StatusResponse;
-    checkpoint_container: "CheckpointContainer"(CheckpointContainerRequest) -> cri::CheckpointContainerResponse;
-    get_container_events: "GetContainerEvents"(GetEventsRequest) -> tonic::Streaming<cri::ContainerEventResponse>;
-    list_metric_descriptors: "ListMetricDescriptors"(ListMetricDescriptorsRequest) -> cri::ListMetricDescriptorsResponse;
-    list_pod_sandbox_metrics: "ListPodSandboxMetrics"(ListPodSandboxMetricsRequest) -> cri::ListPodSandboxMetricsResponse;
-    stream_pod_sandbox_metrics: "StreamPodSandboxMetrics"(StreamPodSandboxMetricsRequest) -> tonic::Streaming<cri::StreamPodSandboxMetricsResponse>;
-    runtime_config: "RuntimeConfig"(RuntimeConfigRequest) -> cri::RuntimeConfigResponse;
-    update_pod_sandbox_resources: "UpdatePodSandboxResources"(UpdatePodSandboxResourcesRequest) -> cri::UpdatePodSandboxResourcesResponse;
-}
-
-image_rpcs! {
-    list_images: "ListImages"(ListImagesRequest) -> cri::ListImagesResponse;
-    stream_images: "StreamImages"(StreamImagesRequest) -> tonic::Streaming<cri::StreamImagesResponse>;
-    image_status: "ImageStatus"(ImageStatusRequest) -> cri::ImageStatusResponse;
-    pull_image: "PullImage"(PullImageRequest) -> cri::PullImageResponse;
-    remove_image: "RemoveImage"(RemoveImageRequest) -> cri::RemoveImageResponse;
-    image_fs_info: "ImageFsInfo"(ImageFsInfoRequest) -> cri::ImageFsInfoResponse;
-}
+cricket_proto::for_each_rpc!(timed_methods);
 
 /// The four calls that create or remove objects also keep the recorder's object list, so the
 /// runner can remove whatever a case left behind without the case having to register it.

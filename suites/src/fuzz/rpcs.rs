@@ -20,14 +20,15 @@ pub struct Rpc {
     pub show_request: fn(&[u8]) -> String,
 }
 
+/// One entry per RPC of `cricket_proto::for_each_rpc!` (the API's single RPC list).
 macro_rules! rpcs {
-    ($($svc:literal $method:literal $stream:literal $req:ident -> $resp:ident;)+) => {
+    ($($svc:ident $method:ident $snake:ident $kind:ident $req:ident $resp:ident;)+) => {
         /// A static, so every reference to an entry is the same address.
         pub static RPCS: &[Rpc] = &[$(Rpc {
-            service: $svc,
-            method: $method,
-            path: concat!("/runtime.v1.", $svc, "/", $method),
-            streaming: $stream,
+            service: stringify!($svc),
+            method: stringify!($method),
+            path: concat!("/runtime.v1.", stringify!($svc), "/", stringify!($method)),
+            streaming: rpcs!(@stream $kind),
             generate: |u| cri::$req::arbitrary(u).map(|m| m.encode_to_vec()),
             check_reply: |b| cri::$resp::decode(b).map(drop),
             show_request: |b| match cri::$req::decode(b) {
@@ -47,51 +48,11 @@ macro_rules! rpcs {
             },
         }),+];
     };
+    (@stream unary) => { false };
+    (@stream stream) => { true };
 }
 
-rpcs! {
-    "RuntimeService" "Version" false VersionRequest -> VersionResponse;
-    "RuntimeService" "RunPodSandbox" false RunPodSandboxRequest -> RunPodSandboxResponse;
-    "RuntimeService" "StopPodSandbox" false StopPodSandboxRequest -> StopPodSandboxResponse;
-    "RuntimeService" "RemovePodSandbox" false RemovePodSandboxRequest -> RemovePodSandboxResponse;
-    "RuntimeService" "PodSandboxStatus" false PodSandboxStatusRequest -> PodSandboxStatusResponse;
-    "RuntimeService" "ListPodSandbox" false ListPodSandboxRequest -> ListPodSandboxResponse;
-    "RuntimeService" "StreamPodSandboxes" true StreamPodSandboxesRequest -> StreamPodSandboxesResponse;
-    "RuntimeService" "CreateContainer" false CreateContainerRequest -> CreateContainerResponse;
-    "RuntimeService" "StartContainer" false StartContainerRequest -> StartContainerResponse;
-    "RuntimeService" "StopContainer" false StopContainerRequest -> StopContainerResponse;
-    "RuntimeService" "RemoveContainer" false RemoveContainerRequest -> RemoveContainerResponse;
-    "RuntimeService" "ListContainers" false ListContainersRequest -> ListContainersResponse;
-    "RuntimeService" "StreamContainers" true StreamContainersRequest -> StreamContainersResponse;
-    "RuntimeService" "ContainerStatus" false ContainerStatusRequest -> ContainerStatusResponse;
-    "RuntimeService" "UpdateContainerResources" false UpdateContainerResourcesRequest -> UpdateContainerResourcesResponse;
-    "RuntimeService" "ReopenContainerLog" false ReopenContainerLogRequest -> ReopenContainerLogResponse;
-    "RuntimeService" "ExecSync" false ExecSyncRequest -> ExecSyncResponse;
-    "RuntimeService" "Exec" false ExecRequest -> ExecResponse;
-    "RuntimeService" "Attach" false AttachRequest -> AttachResponse;
-    "RuntimeService" "PortForward" false PortForwardRequest -> PortForwardResponse;
-    "RuntimeService" "ContainerStats" false ContainerStatsRequest -> ContainerStatsResponse;
-    "RuntimeService" "ListContainerStats" false ListContainerStatsRequest -> ListContainerStatsResponse;
-    "RuntimeService" "StreamContainerStats" true StreamContainerStatsRequest -> StreamContainerStatsResponse;
-    "RuntimeService" "PodSandboxStats" false PodSandboxStatsRequest -> PodSandboxStatsResponse;
-    "RuntimeService" "ListPodSandboxStats" false ListPodSandboxStatsRequest -> ListPodSandboxStatsResponse;
-    "RuntimeService" "StreamPodSandboxStats" true StreamPodSandboxStatsRequest -> StreamPodSandboxStatsResponse;
-    "RuntimeService" "UpdateRuntimeConfig" false UpdateRuntimeConfigRequest -> UpdateRuntimeConfigResponse;
-    "RuntimeService" "Status" false StatusRequest -> StatusResponse;
-    "RuntimeService" "CheckpointContainer" false CheckpointContainerRequest -> CheckpointContainerResponse;
-    "RuntimeService" "GetContainerEvents" true GetEventsRequest -> ContainerEventResponse;
-    "RuntimeService" "ListMetricDescriptors" false ListMetricDescriptorsRequest -> ListMetricDescriptorsResponse;
-    "RuntimeService" "ListPodSandboxMetrics" false ListPodSandboxMetricsRequest -> ListPodSandboxMetricsResponse;
-    "RuntimeService" "StreamPodSandboxMetrics" true StreamPodSandboxMetricsRequest -> StreamPodSandboxMetricsResponse;
-    "RuntimeService" "RuntimeConfig" false RuntimeConfigRequest -> RuntimeConfigResponse;
-    "RuntimeService" "UpdatePodSandboxResources" false UpdatePodSandboxResourcesRequest -> UpdatePodSandboxResourcesResponse;
-    "ImageService" "ListImages" false ListImagesRequest -> ListImagesResponse;
-    "ImageService" "StreamImages" true StreamImagesRequest -> StreamImagesResponse;
-    "ImageService" "ImageStatus" false ImageStatusRequest -> ImageStatusResponse;
-    "ImageService" "PullImage" false PullImageRequest -> PullImageResponse;
-    "ImageService" "RemoveImage" false RemoveImageRequest -> RemoveImageResponse;
-    "ImageService" "ImageFsInfo" false ImageFsInfoRequest -> ImageFsInfoResponse;
-}
+cricket_proto::for_each_rpc!(rpcs);
 
 pub fn by_method(method: &str) -> Option<&'static Rpc> {
     RPCS.iter().find(|r| r.method == method)
