@@ -6,13 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cricket_fixtures::catalog::Catalog;
-use cricket_harness::cx::{FuzzOptions, PropertyOptions, SuiteOptions};
+use cricket_harness::cx::{SuiteOptions, SuiteSettings};
 use cricket_harness::event::Outcome;
 use cricket_harness::expectations::Expectations;
 use cricket_harness::host::HostInfo;
 use cricket_harness::runner::{Cancel, RunConfig, run_case};
 use cricket_harness::session;
 use cricket_harness::target::{self, BundledOptions, StartOptions, TargetSpec};
+use cricket_suites::fuzz::FuzzOptions;
+use cricket_suites::property::PropertyOptions;
 use libtest_mimic::{Arguments, Failed, Trial};
 
 fn main() {
@@ -58,16 +60,18 @@ fn main() {
         // explores from a fresh seed each time.
         options: Arc::new(SuiteOptions {
             report_dir: Some(logs.path().to_path_buf()),
-            property: PropertyOptions {
-                seed: Some(1),
-                budget: Some(Duration::from_secs(10)),
-                ..PropertyOptions::default()
-            },
             target_pid: target.as_ref().and_then(|t| t.pid()),
-            fuzz: FuzzOptions {
-                seed: Some(1),
-                ..FuzzOptions::default()
-            },
+            tolerate: Default::default(),
+            settings: SuiteSettings::default()
+                .with(PropertyOptions {
+                    seed: Some(1),
+                    budget: Some(Duration::from_secs(10)),
+                    ..PropertyOptions::default()
+                })
+                .with(FuzzOptions {
+                    seed: Some(1),
+                    ..FuzzOptions::default()
+                }),
         }),
     });
 
@@ -98,7 +102,7 @@ fn main() {
                     Outcome::Fail | Outcome::Xpass => {
                         let f = rec
                             .failure
-                            .map(|f| cricket_harness::CaseError::Fail(f).to_string());
+                            .map(|f| cricket_harness::CaseError::from(f).to_string());
                         Err(Failed::from(f.unwrap_or_else(|| "failed".into())))
                     }
                 }

@@ -170,7 +170,7 @@ fn run_against_the_bundled_runtime_writes_reports() {
         match &c.status {
             quick_junit::TestCaseStatus::Success { .. } => {
                 assert!(
-                    expected.xfail_reason(c.name.as_str()).is_none(),
+                    expected.xfail(c.name.as_str()).is_none(),
                     "{} passed but is xfail",
                     c.name.as_str()
                 )
@@ -180,7 +180,7 @@ fn run_against_the_bundled_runtime_writes_reports() {
                     .as_ref()
                     .map(|m| m.as_str().to_string())
                     .unwrap_or_default();
-                match expected.xfail_reason(c.name.as_str()) {
+                match expected.xfail(c.name.as_str()).map(|p| p.reason.as_str()) {
                     Some(reason) => assert_eq!(message, format!("expected failure: {reason}")),
                     // A real skip (an optional RPC the runtime does not implement) says why.
                     None => assert!(

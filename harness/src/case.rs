@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 use crate::cx::Cx;
+use crate::failure::CaseError;
 
 /// Which suite a case belongs to (`--suite`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -155,114 +156,5 @@ macro_rules! case_fn {
             Box::pin($f(cx))
         }
         __cricket_case as $crate::CaseFn
-    }};
-}
-
-/// Why a case did not pass.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum CaseError {
-    Fail(Failure),
-    /// The case cannot run here; the reason is mandatory and shown in every report.
-    Skip {
-        reason: String,
-    },
-}
-
-/// What went wrong, with enough to act on it: where, what was sent, what was expected.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Failure {
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub step: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expected: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub actual: Option<String>,
-    /// The last request the case sent before failing (method and message).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request: Option<String>,
-}
-
-impl CaseError {
-    pub fn fail(message: impl Into<String>) -> Self {
-        CaseError::Fail(Failure {
-            message: message.into(),
-            ..Failure::default()
-        })
-    }
-
-    pub fn mismatch(
-        message: impl Into<String>,
-        expected: impl Into<String>,
-        actual: impl Into<String>,
-    ) -> Self {
-        CaseError::Fail(Failure {
-            message: message.into(),
-            expected: Some(expected.into()),
-            actual: Some(actual.into()),
-            ..Failure::default()
-        })
-    }
-
-    pub fn skip(reason: impl Into<String>) -> Self {
-        CaseError::Skip {
-            reason: reason.into(),
-        }
-    }
-}
-
-impl fmt::Display for CaseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CaseError::Skip { reason } => write!(f, "skipped: {reason}"),
-            CaseError::Fail(fl) => {
-                if let Some(step) = &fl.step {
-                    write!(f, "[{step}] ")?;
-                }
-                f.write_str(&fl.message)?;
-                if let Some(e) = &fl.expected {
-                    write!(f, "\n  expected: {e}")?;
-                }
-                if let Some(a) = &fl.actual {
-                    write!(f, "\n  actual:   {a}")?;
-                }
-                if let Some(r) = &fl.request {
-                    write!(f, "\n  request:  {r}")?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-impl From<tonic::Status> for CaseError {
-    fn from(s: tonic::Status) -> Self {
-        CaseError::fail(format!(
-            "unexpected gRPC status {:?}: {}",
-            s.code(),
-            s.message()
-        ))
-    }
-}
-
-/// Fails the case unless `expected == actual`, showing both.
-#[macro_export]
-macro_rules! ensure_eq {
-    ($expected:expr, $actual:expr, $($what:tt)+) => {{
-        let (e, a) = (&$expected, &$actual);
-        if e != a {
-            return Err($crate::CaseError::mismatch(format!($($what)+), format!("{e:?}"), format!("{a:?}")));
-        }
-    }};
-}
-
-/// Fails the case with a message unless the condition holds.
-#[macro_export]
-macro_rules! ensure {
-    ($cond:expr, $($what:tt)+) => {{
-        if !$cond {
-            return Err($crate::CaseError::fail(format!($($what)+)));
-        }
     }};
 }

@@ -1,6 +1,7 @@
 //! The context a case runs with: a timed client bound to this case's recorder, the run id and
 //! label every object must carry, unique names, and named steps.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -8,8 +9,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use cricket_fixtures::catalog::Catalog;
 
-use crate::case::CaseError;
 use crate::client::CriClient;
+use crate::failure::CaseError;
 use crate::record::Recorder;
 use crate::target::TargetInfo;
 
@@ -18,40 +19,40 @@ pub const RUN_LABEL: &str = "cricket.run";
 /// Label naming the case that created an object, for reading leak reports.
 pub const CASE_LABEL: &str = "cricket.case";
 
-/// Settings of the property suite, from `cricket run --seed/--sequences/--steps/--budget/
-/// --replay`. Unset fields take the suite's defaults.
-#[derive(Debug, Clone, Default)]
-pub struct PropertyOptions {
-    pub seed: Option<u64>,
-    pub sequences: Option<u32>,
-    pub steps: Option<u32>,
-    pub budget: Option<std::time::Duration>,
-    /// Re-run exactly the sequences saved in this replay file instead of generating.
-    pub replay: Option<std::path::PathBuf>,
-    /// Model checks the target's expectations tolerate (`[tolerate]`), with the reasons.
-    pub tolerate: std::collections::BTreeMap<String, String>,
-}
-
-/// Settings of the fuzz suite, from `cricket fuzz` (or `cricket run --suite fuzz`).
-#[derive(Debug, Clone, Default)]
-pub struct FuzzOptions {
-    pub seed: Option<u64>,
-    /// How long to send inputs [default: the suite's short budget].
-    pub duration: Option<std::time::Duration>,
-    /// Inputs to start from and to add interesting ones to.
-    pub corpus: Option<std::path::PathBuf>,
-    /// Re-send exactly the input saved in this finding file.
-    pub replay: Option<std::path::PathBuf>,
-}
-
 /// Run-wide settings some suites read: where the run writes its reports (replay files go
-/// beside them), the runtime process when cricket started it, and per-suite knobs.
+/// beside them), the runtime process when cricket started it, the model checks the target's
+/// expectations tolerate, and each suite's own knobs.
 #[derive(Debug, Clone, Default)]
 pub struct SuiteOptions {
     pub report_dir: Option<std::path::PathBuf>,
     pub target_pid: Option<u32>,
-    pub property: PropertyOptions,
-    pub fuzz: FuzzOptions,
+    /// Property-model checks the target's expectations tolerate (`[tolerate]`), with reasons.
+    pub tolerate: std::collections::BTreeMap<String, String>,
+    pub settings: SuiteSettings,
+}
+
+/// Each suite's own settings, one value per type. Suites define the types (the property
+/// suite's seed and budget, the fuzz suite's corpus); the harness carries them to the cases
+/// without knowing them, so it never depends on a suite.
+#[derive(Clone, Default)]
+pub struct SuiteSettings(HashMap<TypeId, Arc<dyn Any + Send + Sync>>);
+
+impl SuiteSettings {
+    /// Adds (or replaces) the settings of type `T`.
+    pub fn with<T: Any + Send + Sync>(mut self, value: T) -> Self {
+        self.0.insert(TypeId::of::<T>(), Arc::new(value));
+        self
+    }
+
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.0.get(&TypeId::of::<T>())?.downcast_ref()
+    }
+}
+
+impl std::fmt::Debug for SuiteSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SuiteSettings({} set)", self.0.len())
+    }
 }
 
 pub struct Cx {
@@ -86,6 +87,15 @@ impl Cx {
         &self.options
     }
 
+    /// The settings of type `T` the run was given, or their defaults.
+    pub fn settings<T: Any + Default + Clone>(&self) -> T {
+        self.options
+            .settings
+            .get::<T>()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Records a figure for this case's report (JUnit property `note.<key>`, results.json
     /// `notes`); the `summary` note is also shown beside the outcome in the terminal.
     pub fn note(&self, key: &str, value: impl Into<String>) {
@@ -96,7 +106,10 @@ impl Cx {
     /// from the run's catalogue: the embedded registry, or the user's `--images` map.
     pub fn image(&self, name: &str) -> Result<String, CaseError> {
         self.images.get(name).map(str::to_string).ok_or_else(|| {
-            CaseError::fail(format!("no fixture image named {name:?} in the catalogue"))
+            CaseError::harness(
+                "harness.fixture",
+                format!("no fixture image named {name:?} in the catalogue"),
+            )
         })
     }
 
@@ -105,7 +118,10 @@ impl Cx {
     pub fn scratch(&self) -> Result<std::path::PathBuf, CaseError> {
         let dir = scratch_dir(&self.run_id, self.case_id);
         std::fs::create_dir_all(&dir).map_err(|e| {
-            CaseError::fail(format!("cannot create scratch dir {}: {e}", dir.display()))
+            CaseError::harness(
+                "harness.scratch",
+                format!("cannot create scratch dir {}: {e}", dir.display()),
+            )
         })?;
         Ok(dir)
     }

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::case::{Failure, Suite};
-use crate::client::RpcRecord;
+use crate::case::Suite;
+use crate::failure::Failure;
 use crate::host::HostInfo;
-use crate::record::StepRecord;
+use crate::record::{RpcRecord, StepRecord};
+
 use crate::target::TargetInfo;
 
 /// Version of the `results.json` schema (`harness/schema/results.schema.json`).

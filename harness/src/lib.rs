@@ -9,6 +9,7 @@ pub mod cx;
 pub mod diff;
 pub mod event;
 pub mod expectations;
+pub mod failure;
 pub mod host;
 pub mod record;
 pub mod report;
@@ -17,9 +18,10 @@ pub mod select;
 pub mod session;
 pub mod target;
 
-pub use case::{CaseDef, CaseError, CaseFn, Failure, Need, Req, Suite, Tag};
+pub use case::{CaseDef, CaseFn, Need, Req, Suite, Tag};
 pub use client::CriClient;
 pub use cx::Cx;
+pub use failure::{CaseError, Failure, FailureKind};
 pub use futures::future::BoxFuture;
 
 /// The CRI message types, re-exported so suites need no direct proto dependency.

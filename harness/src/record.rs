@@ -10,14 +10,25 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tonic::Code;
 
-use crate::client::RpcRecord;
-
 /// Longest request text kept for a failure report.
 const REQUEST_TEXT_LIMIT: usize = 2048;
 
 /// RPC records kept per case. A property case makes thousands of calls; the reports keep the
 /// first ones and count the rest, so a long case cannot bloat results.json or the JUnit file.
 pub const RPC_RECORD_LIMIT: usize = 1000;
+
+/// One recorded RPC.
+#[derive(Debug, Clone, Serialize)]
+pub struct RpcRecord {
+    pub method: &'static str,
+    /// Offset from the start of the case, in microseconds.
+    pub at_us: u64,
+    pub duration_us: u64,
+    /// gRPC code name (`Ok`, `NotFound`, …).
+    pub code: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StepRecord {

@@ -13,11 +13,13 @@ use tonic::Code;
 
 use cricket_fixtures::catalog::Catalog;
 
-use crate::case::{CaseDef, CaseError, Failure};
+use crate::case::CaseDef;
 use crate::client::CriClient;
 use crate::cx::{CASE_LABEL, Cx, RUN_LABEL, SuiteOptions};
 use crate::event::{CaseRecord, Counts, Event, Leak, Outcome, Reporter, RunMeta, RunSummary};
 use crate::expectations::Expectations;
+use crate::expectations::Verdict;
+use crate::failure::{CaseError, Failure, FailureKind, checks};
 use crate::host::{self, HostInfo};
 use crate::record::Recorder;
 use crate::target::{Target, TargetInfo};
@@ -198,10 +200,11 @@ pub async fn run_case(
     }
     if let Err(dead) = target.check_alive() {
         cancel.cancel(format!("target stopped: {dead}"));
-        let f = Failure {
-            message: format!("target is not running: {dead}"),
-            ..Failure::default()
-        };
+        let f = Failure::new(
+            FailureKind::TargetExited,
+            checks::TARGET_DOWN,
+            format!("target is not running: {dead}"),
+        );
         return finish(Outcome::Fail, None, Some(f), &recorder);
     }
 
@@ -217,13 +220,15 @@ pub async fn run_case(
     );
     let timeout = cfg.case_timeout.unwrap_or(case.timeout);
     let body = AssertUnwindSafe((case.run)(&cx)).catch_unwind();
+    let harness_failure =
+        |kind, check, message| Err(CaseError::from(Failure::new(kind, check, message)));
     let result: Result<(), CaseError> = tokio::select! {
         r = tokio::time::timeout(timeout, body) => match r {
             Ok(Ok(r)) => r,
-            Ok(Err(panic)) => Err(CaseError::fail(format!("case panicked: {}", panic_text(&*panic)))),
-            Err(_) => Err(CaseError::fail(format!("timed out after {}", humanize(timeout)))),
+            Ok(Err(panic)) => harness_failure(FailureKind::Panic, checks::PANIC, format!("case panicked: {}", panic_text(&*panic))),
+            Err(_) => harness_failure(FailureKind::Timeout, checks::TIMEOUT, format!("timed out after {}", humanize(timeout))),
         },
-        reason = cancel.cancelled() => Err(CaseError::fail(format!("interrupted ({reason}) before the case finished"))),
+        reason = cancel.cancelled() => harness_failure(FailureKind::Interrupted, checks::INTERRUPTED, format!("interrupted ({reason}) before the case finished")),
     };
     drop(cx);
     let result = result.map_err(|e| match e {
@@ -245,40 +250,41 @@ pub async fn run_case(
         cancel.cancel(format!("target stopped: {d}"));
     }
 
-    let xfail = cfg.expectations.xfail_reason(case.id).map(str::to_string);
-    match (result, xfail) {
-        (Err(CaseError::Skip { reason }), _) => {
-            finish(Outcome::Skip, Some(reason), None, &recorder)
+    let result = match result {
+        Err(CaseError::Skip { reason }) => {
+            return finish(Outcome::Skip, Some(reason), None, &recorder);
         }
-        (Err(CaseError::Fail(mut f)), xfail) => {
+        Err(CaseError::Fail(mut f)) => {
             if let Some(d) = dead {
+                // The target dying explains the failure better than whatever the case saw.
                 f.message = format!("{}\n  (the target exited: {d})", f.message);
+                f.kind = FailureKind::TargetExited;
+                f.check = checks::TARGET_EXITED.to_string();
             }
-            match xfail {
-                Some(reason) => finish(Outcome::Xfail, Some(reason), Some(f), &recorder),
-                None => finish(Outcome::Fail, None, Some(f), &recorder),
-            }
+            Err(*f)
         }
-        (Ok(()), Some(reason)) => {
-            let f = Failure {
-                message: format!(
-                    "expected to fail on this target ({reason}) but passed: remove the xfail entry"
-                ),
-                ..Failure::default()
-            };
-            finish(Outcome::Xpass, Some(reason), Some(f), &recorder)
-        }
-        (Ok(()), None) => match cleanup_error {
+        Ok(()) => match cleanup_error {
             Some(e) => {
-                let f = Failure {
-                    message: format!("cleanup failed: {e}"),
-                    step: Some("cleanup".into()),
-                    ..Failure::default()
-                };
-                finish(Outcome::Fail, None, Some(f), &recorder)
+                let mut f = Failure::new(
+                    FailureKind::Cleanup,
+                    checks::CLEANUP,
+                    format!("cleanup failed: {e}"),
+                );
+                f.step = Some("cleanup".into());
+                Err(f)
             }
-            None => finish(Outcome::Pass, None, None, &recorder),
+            None => Ok(()),
         },
+    };
+    match cfg.expectations.judge(case.id, result) {
+        Verdict::Pass => finish(Outcome::Pass, None, None, &recorder),
+        // The failure is kept: an expected failure still shows what it was.
+        Verdict::Xfail(reason, f) => finish(Outcome::Xfail, Some(reason), Some(f), &recorder),
+        Verdict::Fail(f) => finish(Outcome::Fail, None, Some(f), &recorder),
+        Verdict::Xpass(f) => {
+            let reason = cfg.expectations.xfail(case.id).map(|p| p.reason.clone());
+            finish(Outcome::Xpass, reason, Some(f), &recorder)
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! reporters, Ctrl-C, target stop. The CLI parses arguments into a [`RunRequest`] and maps the
 //! result to an exit status; tests call the same function.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,9 +11,9 @@ use cricket_fixtures::registry::{Registry, Store, Throttle};
 use cricket_fixtures::set;
 
 use crate::case::CaseDef;
-use crate::cx::{FuzzOptions, PropertyOptions, SuiteOptions};
-use crate::event::{Reporter, RunMeta, RunSummary, SelectionMeta};
-use crate::expectations::Expectations;
+use crate::cx::{SuiteOptions, SuiteSettings};
+use crate::event::{CaseRecord, Reporter, RunMeta, RunSummary, SelectionMeta};
+use crate::expectations::{Blessed, Expectations, bless};
 use crate::host::HostInfo;
 use crate::report::{JsonReporter, JunitReporter, TerminalReporter};
 use crate::runner::{self, Cancel, RunConfig};
@@ -33,8 +33,11 @@ pub struct RunRequest {
     pub json: Option<PathBuf>,
     /// Image map file remapping fixture names to the user's references (`--images`).
     pub images: Option<PathBuf>,
-    pub property: PropertyOptions,
-    pub fuzz: FuzzOptions,
+    /// Each suite's own settings (the property suite's seed and budget, the fuzz corpus).
+    pub settings: SuiteSettings,
+    /// Rewrite this expectations file from the run (`--bless-expectations`); the run judges
+    /// against it when it exists and `expectations` is not given.
+    pub bless: Option<PathBuf>,
 }
 
 /// The fixture registry of a run and the catalogue that points at it.
@@ -95,6 +98,8 @@ pub struct RunResult {
     /// Problems that did not change case outcomes but must not pass silently (a report that
     /// could not be written, a target that did not stop cleanly).
     pub problems: Vec<String>,
+    /// What `--bless-expectations` changed in its file.
+    pub blessed: Option<Blessed>,
 }
 
 /// Bad usage or an unusable target: the CLI exits 2 with this message.
@@ -128,9 +133,11 @@ pub async fn run(req: RunRequest, registry: &[&'static CaseDef]) -> Result<RunRe
                 .collect::<Vec<_>>(),
         )));
     }
-    let expectations = match &req.expectations {
-        Some(path) => Expectations::load(path),
-        None => Expectations::builtin(req.target.kind()),
+    let expectations = match (&req.expectations, &req.bless) {
+        (Some(path), _) => Expectations::load(path),
+        (None, Some(path)) if path.exists() => Expectations::load(path),
+        (None, Some(_)) => Ok(Expectations::default()),
+        (None, None) => Expectations::builtin(req.target.kind()),
     }
     .map_err(SetupError)?;
     expectations.check_known(registry).map_err(SetupError)?;
@@ -201,11 +208,8 @@ pub async fn run(req: RunRequest, registry: &[&'static CaseDef]) -> Result<RunRe
         options: Arc::new(SuiteOptions {
             report_dir: Some(report_dir.clone()),
             target_pid: target.pid(),
-            fuzz: req.fuzz.clone(),
-            property: PropertyOptions {
-                tolerate,
-                ..req.property.clone()
-            },
+            tolerate,
+            settings: req.settings.clone(),
         }),
     };
     let meta = RunMeta {
@@ -234,10 +238,12 @@ pub async fn run(req: RunRequest, registry: &[&'static CaseDef]) -> Result<RunRe
                 .collect(),
         },
     };
+    let records = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut reporters: Vec<Box<dyn Reporter>> = vec![
         Box::new(TerminalReporter::new(cases.len())),
         Box::new(JunitReporter::new(junit.clone())),
         Box::new(JsonReporter::new(json.clone())),
+        Box::new(Collect(records.clone())),
     ];
 
     let (summary, mut problems) =
@@ -246,13 +252,66 @@ pub async fn run(req: RunRequest, registry: &[&'static CaseDef]) -> Result<RunRe
     if let Err(e) = target.stop().await {
         problems.push(format!("stopping the {} target: {e:#}", req.target.kind()));
     }
+    let blessed = match &req.bless {
+        Some(path) if summary.interrupted.is_none() => {
+            let records = match records.lock() {
+                Ok(g) => g.clone(),
+                Err(p) => p.into_inner().clone(),
+            };
+            match bless_file(path, &records, req.target.kind()) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    problems.push(e);
+                    None
+                }
+            }
+        }
+        Some(path) => {
+            problems.push(format!(
+                "the run was interrupted: {} is left as it was",
+                path.display()
+            ));
+            None
+        }
+        None => None,
+    };
     Ok(RunResult {
         summary,
         report_dir,
         junit,
         json,
         problems,
+        blessed,
     })
+}
+
+/// Keeps the case records for what runs after the reporters (blessing expectations).
+struct Collect(Arc<std::sync::Mutex<Vec<CaseRecord>>>);
+
+impl Reporter for Collect {
+    fn on_event(&mut self, event: &crate::event::Event) -> anyhow::Result<()> {
+        if let crate::event::Event::CaseFinished(r) = event {
+            match self.0.lock() {
+                Ok(mut g) => g.push(r.clone()),
+                Err(p) => p.into_inner().push(r.clone()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rewrites `path` from the run's records (a new file starts from a header naming the target).
+fn bless_file(path: &Path, records: &[CaseRecord], kind: &str) -> Result<Blessed, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!(
+            "# Expected outcomes of the {kind} target, written by `cricket run --bless-expectations`.\n# Give every blessed entry a real reason: the api.proto sentence the runtime breaks, or the feature it lacks.\n[xfail]\n\n[skip]\n"
+        ),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let (out, what) = bless(&text, records)?;
+    std::fs::write(path, out).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(what)
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM stop the run gracefully: running cases are cut short and

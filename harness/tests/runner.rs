@@ -13,7 +13,7 @@ use cricket_harness::expectations::Expectations;
 use cricket_harness::host::HostInfo;
 use cricket_harness::runner::{self, Cancel, RunConfig};
 use cricket_harness::target::{Target, TargetInfo};
-use cricket_harness::{CaseDef, CaseError, Cx, Suite, Tag, case_fn, cri, ensure};
+use cricket_harness::{CaseDef, CaseError, Cx, FailureKind, Suite, Tag, case_fn, cri, ensure};
 use cricket_proto::{RuntimeService, RuntimeServiceServer};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -225,7 +225,7 @@ async fn fails_after_sandbox(cx: &Cx) -> Result<(), CaseError> {
     .await?;
     cx.step("check", async {
         let sum = std::hint::black_box(1) + 1;
-        ensure!(sum == 3, "arithmetic is broken on purpose");
+        ensure!("t.arithmetic", sum == 3, "arithmetic is broken on purpose");
         Ok(())
     })
     .await
@@ -392,6 +392,10 @@ async fn outcomes_and_cleanup_after_fail_timeout_and_panic() {
         .as_ref()
         .expect("failure");
     assert_eq!(hang.message, "timed out after 200ms");
+    assert_eq!(
+        (hang.kind, hang.check.as_str()),
+        (FailureKind::Timeout, "case.timeout")
+    );
     assert_eq!(hang.step.as_deref(), Some("wait forever"));
 
     let panic = outcome(&records, "t.panic")
@@ -419,7 +423,7 @@ async fn outcomes_and_cleanup_after_fail_timeout_and_panic() {
 #[tokio::test]
 async fn expectations_turn_failures_into_xfail_and_passes_into_xpass() {
     let exp = Expectations::parse(
-        "[xfail]\n\"t.fail\" = \"known bug\"\n\"t.pass\" = \"stale entry\"\n[skip]\n\"t.hang\" = \"too slow here\"\n",
+        "[xfail]\n\"t.fail\" = { check = \"t.arithmetic\", reason = \"known bug\" }\n\"t.pass\" = { check = \"t.anything\", reason = \"stale entry\" }\n[skip]\n\"t.hang\" = { check = \"case.timeout\", reason = \"too slow here\" }\n",
         "test",
     )
     .expect("parse");
@@ -456,9 +460,46 @@ async fn expectations_turn_failures_into_xfail_and_passes_into_xpass() {
 
 #[tokio::test]
 async fn xfail_alone_keeps_the_run_green() {
-    let exp = Expectations::parse("[xfail]\n\"t.fail\" = \"known bug\"\n", "test").expect("parse");
+    let exp = Expectations::parse(
+        "[xfail]\n\"t.fail\" = { check = \"t.arithmetic\", reason = \"known bug\" }\n",
+        "test",
+    )
+    .expect("parse");
     let (_, _, summary) = run(&[&PASS, &FAIL], exp).await;
     assert!(summary.ok(), "{summary:?}");
+}
+
+/// An expectation names the check a case fails at; failing at any other check fails the run,
+/// so an xfail cannot hide a second fault in the same case.
+#[tokio::test]
+async fn failing_at_another_check_than_the_pinned_one_fails_the_run() {
+    let exp = Expectations::parse(
+        "[xfail]\n\"t.fail\" = { check = \"t.other_rule\", reason = \"known bug\" }\n\"t.panic\" = { check = \"t.arithmetic\", reason = \"known bug\" }\n",
+        "test",
+    )
+    .expect("parse");
+    let (_, records, summary) = run(&[&FAIL, &PANIC], exp).await;
+    let rec = outcome(&records, "t.fail");
+    assert_eq!(rec.outcome, Outcome::Fail);
+    let f = rec.failure.as_ref().expect("failure");
+    assert_eq!(f.check, "t.arithmetic");
+    assert_eq!(f.kind, FailureKind::Assertion);
+    assert!(
+        f.message.starts_with(
+            "failed differently than expected: expected `t.other_rule`, got `t.arithmetic`"
+        ),
+        "{}",
+        f.message
+    );
+    let p = outcome(&records, "t.panic")
+        .failure
+        .as_ref()
+        .expect("failure");
+    assert_eq!(
+        (p.kind, p.check.as_str()),
+        (FailureKind::Panic, "case.panic")
+    );
+    assert!(!summary.ok());
 }
 
 #[tokio::test]
@@ -468,7 +509,7 @@ async fn failed_cleanup_fails_the_case_and_the_leak_is_reported() {
     assert_eq!(rec.outcome, Outcome::Fail);
     let f = rec.failure.as_ref().expect("failure");
     assert!(
-        f.message.starts_with("cleanup failed: RemovePodSandbox"),
+        f.message.starts_with("cleanup failed: RemovePodSandbox") && f.kind == FailureKind::Cleanup,
         "{f:?}"
     );
     assert_eq!(summary.leaks.len(), 1, "{:?}", summary.leaks);

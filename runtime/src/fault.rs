@@ -40,6 +40,9 @@ faults! {
     RemoveKeepsOtherTags = "remove-keeps-other-tags": "RemoveImage by tag removes only that tag",
     StopIgnoresGrace = "stop-ignores-grace": "StopContainer kills at once, ignoring the grace period",
     StartSlow = "start-slow": "StartContainer waits 100 ms before starting (a regression for benchmarks to catch)",
+    StatusImageIdEmpty = "status-image-id-empty": "ContainerStatus leaves image_id empty (as runtimes before cri-api v0.30 do)",
+    StatusImageRefTag = "status-image-ref-tag": "ContainerStatus reports the image tag as image_ref instead of a digested reference",
+    NoAuthorityFix = "no-authority-fix": "the socket is served by plain h2: a local client's socket-path :authority is reset with PROTOCOL_ERROR",
 }
 
 /// The set of enabled faults.

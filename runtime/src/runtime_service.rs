@@ -14,11 +14,11 @@ use cricket_proto::v1::{
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use crate::containers::status_of;
+use crate::config::Config;
 use crate::engine::Engine;
 use crate::fault::Fault;
-use crate::server::Config;
 use crate::state::CtrState;
+use crate::views::{labels_match, status_of};
 use crate::{RUNTIME_NAME, RUNTIME_VERSION};
 
 /// The CRI service. Cheap to clone: every handler shares one engine.
@@ -90,7 +90,7 @@ impl Runtime {
                 let Some(f) = filter else { return true };
                 (f.id.is_empty() || p.rec.id.starts_with(&f.id))
                     && f.state.as_ref().is_none_or(|s| s.state == st.state)
-                    && crate::pods::labels_match(&p.config.labels, &f.label_selector)
+                    && labels_match(&p.config.labels, &f.label_selector)
             })
             .map(|(_, st)| cri::PodSandbox {
                 id: st.id,
@@ -359,8 +359,15 @@ impl RuntimeService for Runtime {
             let v = serde_json::json!({ "pid": c.rec.pid, "cgroup": c.rec.cgroup, "dir": c.dir, "env": c.rec.env });
             info.insert("info".to_string(), v.to_string());
         }
+        let mut status = status_of(c);
+        if self.engine.faults.has(Fault::StatusImageIdEmpty) {
+            status.image_id.clear();
+        }
+        if self.engine.faults.has(Fault::StatusImageRefTag) {
+            status.image_ref = c.rec.image_name.clone();
+        }
         Ok(Response::new(cri::ContainerStatusResponse {
-            status: Some(status_of(c)),
+            status: Some(status),
             info,
         }))
     }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use cricket_harness::cx::FuzzOptions;
+use cricket_suites::fuzz::FuzzOptions;
 
 use super::parse_duration;
 

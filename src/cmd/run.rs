@@ -4,11 +4,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use cricket_harness::cx::{FuzzOptions, PropertyOptions};
+use cricket_harness::cx::SuiteSettings;
 use cricket_harness::select::Selection;
 use cricket_harness::session::{self, RunRequest};
 use cricket_harness::target::{BundledOptions, ContainerdOptions, TargetSpec};
 use cricket_harness::{Suite, Tag};
+use cricket_suites::fuzz::FuzzOptions;
+use cricket_suites::property::PropertyOptions;
 
 use super::{fail_usage, parse_duration};
 
@@ -88,6 +90,11 @@ pub struct Args {
     /// Run exactly what a replay file saved: a property sequence, or (cricket fuzz) a finding
     #[arg(long)]
     replay: Option<PathBuf>,
+    /// Rewrite this expectations file from the run: failing cases are pinned to the check they
+    /// fail at (reasons already written are kept), passing cases lose their entry. The run
+    /// judges against this file when it exists
+    #[arg(long, conflicts_with = "expectations")]
+    bless_expectations: Option<PathBuf>,
 }
 
 fn target_spec(a: &Args) -> Result<TargetSpec, String> {
@@ -232,15 +239,16 @@ pub fn run(mut a: Args, fuzz: Option<FuzzOptions>) -> ExitCode {
         junit: a.junit,
         json: a.json,
         images: a.images,
-        property: PropertyOptions {
-            seed: a.seed,
-            sequences: a.sequences,
-            steps: a.steps,
-            budget: a.budget,
-            replay: a.replay,
-            tolerate: Default::default(),
-        },
-        fuzz,
+        settings: SuiteSettings::default()
+            .with(PropertyOptions {
+                seed: a.seed,
+                sequences: a.sequences,
+                steps: a.steps,
+                budget: a.budget,
+                replay: a.replay,
+            })
+            .with(fuzz),
+        bless: a.bless_expectations,
     };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -257,6 +265,29 @@ pub fn run(mut a: Args, fuzz: Option<FuzzOptions>) -> ExitCode {
             );
             for p in &result.problems {
                 eprintln!("cricket: {p}");
+            }
+            if let Some(b) = &result.blessed {
+                println!(
+                    "blessed: {} added, {} re-pinned, {} removed{}",
+                    b.added.len(),
+                    b.repinned.len(),
+                    b.removed.len(),
+                    if b.added.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (added: {}; give them real reasons)", b.added.join(", "))
+                    }
+                );
+                for r in &b.refused {
+                    eprintln!("cricket: not blessed, fix it instead: {r}");
+                }
+                // A blessed file describes this run: the run is as expected unless something
+                // could not be blessed.
+                return if b.refused.is_empty() && result.problems.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                };
             }
             if result.summary.ok() && result.problems.is_empty() {
                 ExitCode::SUCCESS

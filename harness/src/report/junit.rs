@@ -10,6 +10,7 @@ use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, Te
 
 use super::write_atomically;
 use crate::event::{CaseRecord, Event, Outcome, Reporter, RunMeta, RunSummary};
+use crate::failure::FailureKind;
 
 pub struct JunitReporter {
     path: PathBuf,
@@ -91,22 +92,31 @@ fn test_case(target: &str, r: &CaseRecord) -> TestCase {
     let failure_text = r
         .failure
         .as_ref()
-        .map(|f| crate::case::CaseError::Fail(f.clone()).to_string());
+        .map(|f| crate::failure::render(f, r.reason.as_deref()));
     let status = match r.outcome {
         Outcome::Pass => TestCaseStatus::success(),
         Outcome::Fail | Outcome::Xpass => {
-            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            // A harness error is cricket's own fault: JUnit's <error>, not a <failure> of the
+            // runtime.
+            let harness = r
+                .failure
+                .as_ref()
+                .is_some_and(|f| f.kind == FailureKind::Harness);
+            let kind = if harness {
+                NonSuccessKind::Error
+            } else {
+                NonSuccessKind::Failure
+            };
+            let mut s = TestCaseStatus::non_success(kind);
             let message = r
                 .failure
                 .as_ref()
                 .map(|f| f.message.clone())
                 .unwrap_or_default();
             s.set_message(first_line(&message));
-            s.set_type(if r.outcome == Outcome::Xpass {
-                "xpass"
-            } else {
-                "failure"
-            });
+            if let Some(f) = &r.failure {
+                s.set_type(f.kind.name());
+            }
             if let Some(t) = &failure_text {
                 s.set_description(t.as_str());
             }
@@ -138,6 +148,10 @@ fn test_case(target: &str, r: &CaseRecord) -> TestCase {
         "cricket.outcome",
         format!("{:?}", r.outcome).to_lowercase(),
     ));
+    if let Some(f) = &r.failure {
+        tc.add_property(Property::new("cricket.check", f.check.as_str()));
+        tc.add_property(Property::new("cricket.failure_kind", f.kind.name()));
+    }
     for (i, s) in r.steps.iter().enumerate() {
         let ok = if s.ok { "ok" } else { "failed" };
         tc.add_property(Property::new(
@@ -166,4 +180,71 @@ fn first_line(s: &str) -> &str {
 
 fn micros(us: u64) -> String {
     format!("{:.3}ms", us as f64 / 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::failure::Failure;
+
+    fn record(id: &str, outcome: Outcome, failure: Option<Failure>) -> CaseRecord {
+        CaseRecord {
+            id: id.into(),
+            suite: crate::case::Suite::Conformance,
+            area: id.split('.').next().unwrap_or_default().into(),
+            summary: String::new(),
+            outcome,
+            reason: None,
+            failure,
+            duration_us: 1500,
+            steps: Vec::new(),
+            rpcs: Vec::new(),
+            rpcs_omitted: 0,
+            notes: BTreeMap::new(),
+        }
+    }
+
+    /// A rule the runtime broke is a <failure>; cricket's own trouble is an <error>. Both carry
+    /// the check id and the shared failure rendering.
+    #[test]
+    fn harness_errors_are_junit_errors() {
+        let mut broke = Failure::new(
+            FailureKind::Mismatch,
+            "pod.status.labels_equal",
+            "labels differ",
+        );
+        broke.expected = Some("{\"a\": \"1\"}".into());
+        broke.actual = Some("{}".into());
+        let ours = Failure::new(
+            FailureKind::Harness,
+            "harness.fixture",
+            "no fixture image named \"nope\"",
+        );
+        let tc = test_case(
+            "bundled",
+            &record("pod.sandbox.labels", Outcome::Fail, Some(broke)),
+        );
+        let TestCaseStatus::NonSuccess {
+            kind, description, ..
+        } = &tc.status
+        else {
+            panic!("a failure");
+        };
+        assert_eq!(*kind, NonSuccessKind::Failure);
+        insta::assert_snapshot!(description.as_ref().map(|d| d.as_str()).unwrap_or_default());
+        assert!(
+            tc.properties
+                .iter()
+                .any(|p| p.name.as_str() == "cricket.check"
+                    && p.value.as_str() == "pod.status.labels_equal")
+        );
+        let tc = test_case(
+            "bundled",
+            &record("pod.sandbox.x", Outcome::Fail, Some(ours)),
+        );
+        let TestCaseStatus::NonSuccess { kind, .. } = &tc.status else {
+            panic!("an error");
+        };
+        assert_eq!(*kind, NonSuccessKind::Error);
+    }
 }

@@ -58,35 +58,17 @@ impl TerminalReporter {
     }
 }
 
-/// The failure block printed under a failed case.
+/// The failure block printed under a failed case: the shared rendering, indented.
 pub fn describe_failure(r: &CaseRecord) -> String {
-    let mut s = String::new();
-    if let Some(f) = &r.failure {
-        if let Some(step) = &f.step {
-            s.push_str(&format!("    step:     {step}\n"));
-        }
-        for (i, line) in f.message.lines().enumerate() {
-            let head = if i == 0 {
-                "    error:    "
-            } else {
-                "              "
-            };
-            s.push_str(&format!("{head}{line}\n"));
-        }
-        if let Some(e) = &f.expected {
-            s.push_str(&format!("    expected: {e}\n"));
-        }
-        if let Some(a) = &f.actual {
-            s.push_str(&format!("    actual:   {a}\n"));
-        }
-        if let Some(req) = &f.request {
-            s.push_str(&format!("    request:  {req}\n"));
-        }
-    }
-    if let Some(reason) = &r.reason {
-        s.push_str(&format!("    reason:   {reason}\n"));
-    }
-    s
+    let text = match &r.failure {
+        Some(f) => crate::failure::render(f, r.reason.as_deref()),
+        None => r
+            .reason
+            .as_ref()
+            .map(|reason| format!("reason:   {reason}\n"))
+            .unwrap_or_default(),
+    };
+    text.lines().map(|l| format!("    {l}\n")).collect()
 }
 
 fn summary_line(s: &RunSummary) -> String {
