@@ -2,59 +2,64 @@
 
 use std::time::Duration;
 
-use cricket_harness::{CaseDef, CaseError, Cx, Req, Tag, case_fn, cri, ensure, ensure_eq};
+use cricket_harness::{
+    CaseDef, CaseError, Cx, Failure, FailureKind, Req, Suite, Tag, case_fn, cri, ensure, ensure_eq,
+};
 
-use super::{case, util};
+use crate::kit;
 
 const T: &[Tag] = &[Tag::Conformance, Tag::Concurrency];
 const WAIT: Duration = Duration::from_secs(60);
 
 pub const CASES: &[CaseDef] = &[
-    case(
-        "concurrency.containers.parallel_create_start",
-        "8 containers created and started at once in one pod all run",
-        &[Req {
+    CaseDef {
+        id: "concurrency.containers.parallel_create_start",
+        suite: Suite::Conformance,
+        summary: "8 containers created and started at once in one pod all run",
+        reqs: &[Req {
             rpc: "CreateContainer",
             rule: "CreateContainer creates a new container in specified PodSandbox",
         }],
-        T,
-        &[],
-        120,
-        case_fn!(parallel_create_start),
-    ),
-    case(
-        "concurrency.containers.parallel_stop_remove",
-        "stopping and removing the same container from 4 callers at once succeeds for all (idempotence under races)",
-        &[Req {
+        tags: T,
+        needs: &[],
+        timeout: Duration::from_secs(120),
+        run: case_fn!(parallel_create_start),
+    },
+    CaseDef {
+        id: "concurrency.containers.parallel_stop_remove",
+        suite: Suite::Conformance,
+        summary: "stopping and removing the same container from 4 callers at once succeeds for all (idempotence under races)",
+        reqs: &[Req {
             rpc: "RemoveContainer",
             rule: "This call is idempotent, and must not return an error if the container has already been removed.",
         }],
-        T,
-        &[],
-        120,
-        case_fn!(parallel_stop_remove),
-    ),
-    case(
-        "concurrency.list.while_mutating",
-        "ListContainers stays consistent while containers are created and removed",
-        &[Req {
+        tags: T,
+        needs: &[],
+        timeout: Duration::from_secs(120),
+        run: case_fn!(parallel_stop_remove),
+    },
+    CaseDef {
+        id: "concurrency.list.while_mutating",
+        suite: Suite::Conformance,
+        summary: "ListContainers stays consistent while containers are created and removed",
+        reqs: &[Req {
             rpc: "ListContainers",
             rule: "ListContainers lists all containers by filters.",
         }],
-        T,
-        &[],
-        120,
-        case_fn!(list_while_mutating),
-    ),
+        tags: T,
+        needs: &[],
+        timeout: Duration::from_secs(120),
+        run: case_fn!(list_while_mutating),
+    },
 ];
 
 async fn parallel_create_start(cx: &Cx) -> Result<(), CaseError> {
-    let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
-    let (pod, pod_cfg) = cx.step("run pod", util::run_pod(cx, "par")).await?;
+    let (image, _) = cx.step("pull probe", kit::pull(cx, "probe")).await?;
+    let (pod, pod_cfg) = cx.step("run pod", kit::run_pod(cx, "par")).await?;
     let ids = cx
         .step("create and start 8 at once", async {
             let jobs = (0..8).map(|i| {
-                let config = util::container_config(
+                let config = kit::container_config(
                     cx,
                     &format!("p{i}"),
                     &image,
@@ -62,8 +67,8 @@ async fn parallel_create_start(cx: &Cx) -> Result<(), CaseError> {
                 );
                 let (pod, pod_cfg) = (pod.clone(), pod_cfg.clone());
                 async move {
-                    let id = util::create_container(cx, &pod, &pod_cfg, config).await?;
-                    util::start(cx, &id).await?;
+                    let id = kit::create_container(cx, &pod, &pod_cfg, config).await?;
+                    kit::start(cx, &id).await?;
                     Ok::<_, CaseError>(id)
                 }
             });
@@ -73,7 +78,13 @@ async fn parallel_create_start(cx: &Cx) -> Result<(), CaseError> {
     for id in &ids {
         cx.step(
             "running",
-            util::wait_state(cx, id, cri::ContainerState::ContainerRunning, WAIT),
+            kit::wait_state(
+                "container.state.running",
+                cx,
+                id,
+                cri::ContainerState::ContainerRunning,
+                WAIT,
+            ),
         )
         .await?;
     }
@@ -86,24 +97,35 @@ async fn parallel_create_start(cx: &Cx) -> Result<(), CaseError> {
             }),
         })
         .await?;
-    ensure_eq!(8, l.containers.len(), "containers listed in the pod");
+    ensure_eq!(
+        "concurrency.containers.all_listed",
+        8,
+        l.containers.len(),
+        "containers listed in the pod"
+    );
     Ok(())
 }
 
 async fn parallel_stop_remove(cx: &Cx) -> Result<(), CaseError> {
-    let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
+    let (image, _) = cx.step("pull probe", kit::pull(cx, "probe")).await?;
     let (_, _, id, _) =
-        util::pod_with_container(cx, &image, &["/bin/probe", "sleep", "inf"]).await?;
+        kit::pod_with_container(cx, &image, &["/bin/probe", "sleep", "inf"]).await?;
     cx.step(
         "running",
-        util::wait_state(cx, &id, cri::ContainerState::ContainerRunning, WAIT),
+        kit::wait_state(
+            "container.state.running",
+            cx,
+            &id,
+            cri::ContainerState::ContainerRunning,
+            WAIT,
+        ),
     )
     .await?;
     cx.step("4 callers stop and remove at once", async {
         let jobs = (0..4).map(|_| {
             let id = id.clone();
             async move {
-                util::stop(cx, &id, 0).await?;
+                kit::stop(cx, &id, 0).await?;
                 cx.cri()
                     .remove_container(cri::RemoveContainerRequest { container_id: id })
                     .await?;
@@ -113,7 +135,8 @@ async fn parallel_stop_remove(cx: &Cx) -> Result<(), CaseError> {
         futures::future::try_join_all(jobs).await.map(drop)
     })
     .await?;
-    let s = util::expect_err(
+    let s = kit::expect_err(
+        "concurrency.containers.gone_after_removal",
         cx.cri()
             .container_status(cri::ContainerStatusRequest {
                 container_id: id.clone(),
@@ -122,22 +145,35 @@ async fn parallel_stop_remove(cx: &Cx) -> Result<(), CaseError> {
             .await,
         "status after removal",
     )?;
-    ensure_eq!(tonic::Code::NotFound, s.code(), "code ({})", s.message());
+    if s.code() != tonic::Code::NotFound {
+        let mut f = Failure::new(
+            FailureKind::Status,
+            "concurrency.containers.removed_not_found",
+            format!(
+                "ContainerStatus of the removed container answered {:?}: {}",
+                s.code(),
+                s.message()
+            ),
+        );
+        f.expected = Some(format!("{:?}", tonic::Code::NotFound));
+        f.actual = Some(format!("{:?}", s.code()));
+        return Err(f.into());
+    }
     Ok(())
 }
 
 async fn list_while_mutating(cx: &Cx) -> Result<(), CaseError> {
-    let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
-    let (pod, pod_cfg) = cx.step("run pod", util::run_pod(cx, "mut")).await?;
+    let (image, _) = cx.step("pull probe", kit::pull(cx, "probe")).await?;
+    let (pod, pod_cfg) = cx.step("run pod", kit::run_pod(cx, "mut")).await?;
     let mutate = async {
         for i in 0..6 {
-            let c = util::container_config(
+            let c = kit::container_config(
                 cx,
                 &format!("m{i}"),
                 &image,
                 &["/bin/probe", "sleep", "inf"],
             );
-            let id = util::create_container(cx, &pod, &pod_cfg, c).await?;
+            let id = kit::create_container(cx, &pod, &pod_cfg, c).await?;
             cx.cri()
                 .remove_container(cri::RemoveContainerRequest { container_id: id })
                 .await?;
@@ -158,11 +194,13 @@ async fn list_while_mutating(cx: &Cx) -> Result<(), CaseError> {
                 .await?;
             for c in &l.containers {
                 ensure!(
+                    "concurrency.list.filter_respected",
                     c.pod_sandbox_id == pod,
                     "listed container {} of another pod",
                     c.id
                 );
                 ensure!(
+                    "concurrency.list.metadata_present",
                     c.metadata.as_ref().is_some_and(|m| !m.name.is_empty()),
                     "listed container {} without metadata",
                     c.id
@@ -178,6 +216,11 @@ async fn list_while_mutating(cx: &Cx) -> Result<(), CaseError> {
         })
         .await?;
     m?;
-    ensure_eq!(30, l?, "list calls completed");
+    ensure_eq!(
+        "concurrency.list.calls_completed",
+        30,
+        l?,
+        "list calls completed"
+    );
     Ok(())
 }

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use cricket_harness::{CaseDef, CaseError, Cx, Req, Tag, case_fn, cri, ensure_eq};
+use cricket_harness::{CaseDef, CaseError, Cx, Req, Suite, Tag, case_fn, cri, ensure_eq};
 
-use super::{case, util};
+use crate::kit;
 
 const EVENTS: Req = Req {
     rpc: "GetContainerEvents",
@@ -16,15 +16,16 @@ const SANDBOX: Req = Req {
     rule: "Sandbox status",
 };
 
-pub const CASES: &[CaseDef] = &[case(
-    "events.container.lifecycle_order",
-    "two subscribers each see CREATED, STARTED, STOPPED, DELETED for a container, in that order, each with the sandbox's status",
-    &[EVENTS, SANDBOX],
-    &[Tag::Conformance, Tag::Events, Tag::Streaming],
-    &[],
-    60,
-    case_fn!(lifecycle_order),
-)];
+pub const CASES: &[CaseDef] = &[CaseDef {
+    id: "events.container.lifecycle_order",
+    suite: Suite::Conformance,
+    summary: "two subscribers each see CREATED, STARTED, STOPPED, DELETED for a container, in that order, each with the sandbox's status",
+    reqs: &[EVENTS, SANDBOX],
+    tags: &[Tag::Conformance, Tag::Events, Tag::Streaming],
+    needs: &[],
+    timeout: Duration::from_secs(60),
+    run: case_fn!(lifecycle_order),
+}];
 
 async fn collect(
     mut s: tonic::Streaming<cri::ContainerEventResponse>,
@@ -40,6 +41,7 @@ async fn collect(
                 let sandbox = ev.pod_sandbox_status.as_ref().map(|p| p.id.clone());
                 if sandbox.as_deref() != Some(pod.as_str()) {
                     return Err(CaseError::mismatch(
+                        "events.container.sandbox_status",
                         "an event without its sandbox's status",
                         pod,
                         format!("{sandbox:?}"),
@@ -48,7 +50,12 @@ async fn collect(
                 seen.push(ev.container_event_type)
             }
             Ok(Ok(Some(_))) => {}
-            Ok(Ok(None)) => return Err(CaseError::fail("the event stream ended")),
+            Ok(Ok(None)) => {
+                return Err(CaseError::fail(
+                    "events.stream.stays_open",
+                    "the event stream ended",
+                ));
+            }
             Ok(Err(st)) => return Err(st.into()),
             Err(_) => break,
         }
@@ -57,8 +64,8 @@ async fn collect(
 }
 
 async fn lifecycle_order(cx: &Cx) -> Result<(), CaseError> {
-    let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
-    let (pod, pod_cfg) = cx.step("run pod", util::run_pod(cx, "events")).await?;
+    let (image, _) = cx.step("pull probe", kit::pull(cx, "probe")).await?;
+    let (pod, pod_cfg) = cx.step("run pod", kit::run_pod(cx, "events")).await?;
     let a = cx
         .step("subscribe twice", async {
             Ok(cx
@@ -71,17 +78,17 @@ async fn lifecycle_order(cx: &Cx) -> Result<(), CaseError> {
         .cri()
         .get_container_events(cri::GetEventsRequest {})
         .await?;
-    let config = util::container_config(cx, "ev", &image, &["/bin/probe", "sleep", "inf"]);
+    let config = kit::container_config(cx, "ev", &image, &["/bin/probe", "sleep", "inf"]);
     let id = cx
-        .step("create", util::create_container(cx, &pod, &pod_cfg, config))
+        .step("create", kit::create_container(cx, &pod, &pod_cfg, config))
         .await?;
     let (ta, tb) = (
         tokio::spawn(collect(a, id.clone(), pod.clone())),
         tokio::spawn(collect(b, id.clone(), pod.clone())),
     );
-    cx.step("start", util::start(cx, &id)).await?;
-    cx.step("stop", util::stop(cx, &id, 0)).await?;
-    cx.step("remove", util::remove(cx, &id)).await?;
+    cx.step("start", kit::start(cx, &id)).await?;
+    cx.step("stop", kit::stop(cx, &id, 0)).await?;
+    cx.step("remove", kit::remove(cx, &id)).await?;
     let want: Vec<&str> = vec![
         "CONTAINER_CREATED_EVENT",
         "CONTAINER_STARTED_EVENT",
@@ -89,7 +96,9 @@ async fn lifecycle_order(cx: &Cx) -> Result<(), CaseError> {
         "CONTAINER_DELETED_EVENT",
     ];
     for (name, t) in [("first", ta), ("second", tb)] {
-        let got = t.await.map_err(|e| CaseError::fail(e.to_string()))??;
+        let got = t
+            .await
+            .map_err(|e| CaseError::harness("harness.task", format!("event collector: {e}")))??;
         let got: Vec<&str> = got
             .iter()
             .map(|e| {
@@ -98,7 +107,12 @@ async fn lifecycle_order(cx: &Cx) -> Result<(), CaseError> {
                     .unwrap_or("?")
             })
             .collect();
-        ensure_eq!(want, got, "events seen by the {name} subscriber");
+        ensure_eq!(
+            "events.container.sequence",
+            want,
+            got,
+            "events seen by the {name} subscriber"
+        );
     }
     Ok(())
 }

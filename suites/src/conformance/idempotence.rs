@@ -1,9 +1,11 @@
 //! Area `idempotence`: the calls api.proto declares idempotent must not fail when repeated or
 //! when the object is already gone.
 
-use cricket_harness::{CaseDef, CaseError, Cx, Req, Tag, case_fn, cri};
+use std::time::Duration;
 
-use super::{case, util};
+use cricket_harness::{CaseDef, CaseError, Cx, Req, Suite, Tag, case_fn, cri, ensure_eq};
+
+use crate::kit;
 
 const T: &[Tag] = &[Tag::Conformance, Tag::Idempotence];
 /// Unknown ids are negative paths too.
@@ -30,96 +32,106 @@ const REMOVE_IMAGE: Req = Req {
 };
 
 pub const CASES: &[CaseDef] = &[
-    case(
-        "idempotence.pod.stop_unknown",
-        "StopPodSandbox of an id that never existed succeeds",
-        &[STOP_POD],
-        TN,
-        &[],
-        30,
-        case_fn!(stop_pod_unknown),
-    ),
-    case(
-        "idempotence.pod.stop_twice",
-        "StopPodSandbox twice succeeds and leaves the sandbox NOTREADY",
-        &[STOP_POD],
-        T,
-        &[],
-        60,
-        case_fn!(stop_pod_twice),
-    ),
-    case(
-        "idempotence.pod.remove_unknown",
-        "RemovePodSandbox of an id that never existed succeeds",
-        &[REMOVE_POD],
-        TN,
-        &[],
-        30,
-        case_fn!(remove_pod_unknown),
-    ),
-    case(
-        "idempotence.pod.remove_twice",
-        "RemovePodSandbox twice succeeds",
-        &[REMOVE_POD],
-        T,
-        &[],
-        60,
-        case_fn!(remove_pod_twice),
-    ),
-    case(
-        "idempotence.container.stop_unknown",
-        "StopContainer of an id that never existed succeeds",
-        &[STOP_CTR],
-        TN,
-        &[],
-        30,
-        case_fn!(stop_ctr_unknown),
-    ),
-    case(
-        "idempotence.container.stop_twice",
-        "StopContainer twice succeeds",
-        &[STOP_CTR],
-        T,
-        &[],
-        60,
-        case_fn!(stop_ctr_twice),
-    ),
-    case(
-        "idempotence.container.remove_unknown",
-        "RemoveContainer of an id that never existed succeeds",
-        &[REMOVE_CTR],
-        TN,
-        &[],
-        30,
-        case_fn!(remove_ctr_unknown),
-    ),
-    case(
-        "idempotence.container.remove_twice",
-        "RemoveContainer twice succeeds",
-        &[REMOVE_CTR],
-        T,
-        &[],
-        60,
-        case_fn!(remove_ctr_twice),
-    ),
-    case(
-        "idempotence.image.remove_unknown",
-        "RemoveImage of an image never pulled succeeds",
-        &[REMOVE_IMAGE],
-        TN,
-        &[],
-        30,
-        case_fn!(remove_image_unknown),
-    ),
-    case(
-        "idempotence.order.remove_pod_then_container",
-        "removing the sandbox first, then its (already removed) container, succeeds",
-        &[REMOVE_POD, REMOVE_CTR],
-        T,
-        &[],
-        60,
-        case_fn!(pod_then_container),
-    ),
+    CaseDef {
+        id: "idempotence.pod.stop_unknown",
+        suite: Suite::Conformance,
+        summary: "StopPodSandbox of an id that never existed succeeds",
+        reqs: &[STOP_POD],
+        tags: TN,
+        needs: &[],
+        timeout: Duration::from_secs(30),
+        run: case_fn!(stop_pod_unknown),
+    },
+    CaseDef {
+        id: "idempotence.pod.stop_twice",
+        suite: Suite::Conformance,
+        summary: "StopPodSandbox twice succeeds and leaves the sandbox NOTREADY",
+        reqs: &[STOP_POD],
+        tags: T,
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(stop_pod_twice),
+    },
+    CaseDef {
+        id: "idempotence.pod.remove_unknown",
+        suite: Suite::Conformance,
+        summary: "RemovePodSandbox of an id that never existed succeeds",
+        reqs: &[REMOVE_POD],
+        tags: TN,
+        needs: &[],
+        timeout: Duration::from_secs(30),
+        run: case_fn!(remove_pod_unknown),
+    },
+    CaseDef {
+        id: "idempotence.pod.remove_twice",
+        suite: Suite::Conformance,
+        summary: "RemovePodSandbox twice succeeds",
+        reqs: &[REMOVE_POD],
+        tags: T,
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(remove_pod_twice),
+    },
+    CaseDef {
+        id: "idempotence.container.stop_unknown",
+        suite: Suite::Conformance,
+        summary: "StopContainer of an id that never existed succeeds",
+        reqs: &[STOP_CTR],
+        tags: TN,
+        needs: &[],
+        timeout: Duration::from_secs(30),
+        run: case_fn!(stop_ctr_unknown),
+    },
+    CaseDef {
+        id: "idempotence.container.stop_twice",
+        suite: Suite::Conformance,
+        summary: "StopContainer twice succeeds",
+        reqs: &[STOP_CTR],
+        tags: T,
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(stop_ctr_twice),
+    },
+    CaseDef {
+        id: "idempotence.container.remove_unknown",
+        suite: Suite::Conformance,
+        summary: "RemoveContainer of an id that never existed succeeds",
+        reqs: &[REMOVE_CTR],
+        tags: TN,
+        needs: &[],
+        timeout: Duration::from_secs(30),
+        run: case_fn!(remove_ctr_unknown),
+    },
+    CaseDef {
+        id: "idempotence.container.remove_twice",
+        suite: Suite::Conformance,
+        summary: "RemoveContainer twice succeeds",
+        reqs: &[REMOVE_CTR],
+        tags: T,
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(remove_ctr_twice),
+    },
+    CaseDef {
+        id: "idempotence.image.remove_unknown",
+        suite: Suite::Conformance,
+        summary: "RemoveImage of an image never pulled succeeds",
+        reqs: &[REMOVE_IMAGE],
+        tags: TN,
+        needs: &[],
+        timeout: Duration::from_secs(30),
+        run: case_fn!(remove_image_unknown),
+    },
+    CaseDef {
+        id: "idempotence.order.remove_pod_then_container",
+        suite: Suite::Conformance,
+        summary: "removing the sandbox first, then its (already removed) container, succeeds",
+        reqs: &[REMOVE_POD, REMOVE_CTR],
+        tags: T,
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(pod_then_container),
+    },
 ];
 
 fn unknown() -> String {
@@ -127,16 +139,17 @@ fn unknown() -> String {
 }
 
 async fn stop_pod_unknown(cx: &Cx) -> Result<(), CaseError> {
-    cx.step("stop unknown sandbox", util::stop_pod(cx, &unknown()))
+    cx.step("stop unknown sandbox", kit::stop_pod(cx, &unknown()))
         .await
 }
 
 async fn stop_pod_twice(cx: &Cx) -> Result<(), CaseError> {
-    let (id, _) = cx.step("run pod", util::run_pod(cx, "twice")).await?;
-    cx.step("stop", util::stop_pod(cx, &id)).await?;
-    cx.step("stop again", util::stop_pod(cx, &id)).await?;
-    let st = cx.step("status", util::pod_status(cx, &id)).await?;
-    cricket_harness::ensure_eq!(
+    let (id, _) = cx.step("run pod", kit::run_pod(cx, "twice")).await?;
+    cx.step("stop", kit::stop_pod(cx, &id)).await?;
+    cx.step("stop again", kit::stop_pod(cx, &id)).await?;
+    let st = cx.step("status", kit::pod_status(cx, &id)).await?;
+    ensure_eq!(
+        "idempotence.pod.notready_after_stops",
         cri::PodSandboxState::SandboxNotready as i32,
         st.state,
         "state after two stops"
@@ -145,45 +158,45 @@ async fn stop_pod_twice(cx: &Cx) -> Result<(), CaseError> {
 }
 
 async fn remove_pod_unknown(cx: &Cx) -> Result<(), CaseError> {
-    cx.step("remove unknown sandbox", util::remove_pod(cx, &unknown()))
+    cx.step("remove unknown sandbox", kit::remove_pod(cx, &unknown()))
         .await
 }
 
 async fn remove_pod_twice(cx: &Cx) -> Result<(), CaseError> {
-    let (id, _) = cx.step("run pod", util::run_pod(cx, "rm2")).await?;
-    cx.step("stop", util::stop_pod(cx, &id)).await?;
-    cx.step("remove", util::remove_pod(cx, &id)).await?;
-    cx.step("remove again", util::remove_pod(cx, &id)).await
+    let (id, _) = cx.step("run pod", kit::run_pod(cx, "rm2")).await?;
+    cx.step("stop", kit::stop_pod(cx, &id)).await?;
+    cx.step("remove", kit::remove_pod(cx, &id)).await?;
+    cx.step("remove again", kit::remove_pod(cx, &id)).await
 }
 
 async fn stop_ctr_unknown(cx: &Cx) -> Result<(), CaseError> {
-    cx.step("stop unknown container", util::stop(cx, &unknown(), 0))
+    cx.step("stop unknown container", kit::stop(cx, &unknown(), 0))
         .await
 }
 
 async fn with_container(cx: &Cx) -> Result<(String, String), CaseError> {
-    let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
+    let (image, _) = cx.step("pull probe", kit::pull(cx, "probe")).await?;
     let (pod, _, id, _) =
-        util::pod_with_container(cx, &image, &["/bin/probe", "sleep", "inf"]).await?;
+        kit::pod_with_container(cx, &image, &["/bin/probe", "sleep", "inf"]).await?;
     Ok((pod, id))
 }
 
 async fn stop_ctr_twice(cx: &Cx) -> Result<(), CaseError> {
     let (_, id) = with_container(cx).await?;
-    cx.step("stop", util::stop(cx, &id, 0)).await?;
-    cx.step("stop again", util::stop(cx, &id, 0)).await
+    cx.step("stop", kit::stop(cx, &id, 0)).await?;
+    cx.step("stop again", kit::stop(cx, &id, 0)).await
 }
 
 async fn remove_ctr_unknown(cx: &Cx) -> Result<(), CaseError> {
-    cx.step("remove unknown container", util::remove(cx, &unknown()))
+    cx.step("remove unknown container", kit::remove(cx, &unknown()))
         .await
 }
 
 async fn remove_ctr_twice(cx: &Cx) -> Result<(), CaseError> {
     let (_, id) = with_container(cx).await?;
-    cx.step("stop", util::stop(cx, &id, 0)).await?;
-    cx.step("remove", util::remove(cx, &id)).await?;
-    cx.step("remove again", util::remove(cx, &id)).await
+    cx.step("stop", kit::stop(cx, &id, 0)).await?;
+    cx.step("remove", kit::remove(cx, &id)).await?;
+    cx.step("remove again", kit::remove(cx, &id)).await
 }
 
 async fn remove_image_unknown(cx: &Cx) -> Result<(), CaseError> {
@@ -220,9 +233,9 @@ async fn remove_image_unknown(cx: &Cx) -> Result<(), CaseError> {
 
 async fn pod_then_container(cx: &Cx) -> Result<(), CaseError> {
     let (pod, id) = with_container(cx).await?;
-    cx.step("stop pod", util::stop_pod(cx, &pod)).await?;
-    cx.step("remove pod", util::remove_pod(cx, &pod)).await?;
-    cx.step("remove its container", util::remove(cx, &id))
+    cx.step("stop pod", kit::stop_pod(cx, &pod)).await?;
+    cx.step("remove pod", kit::remove_pod(cx, &pod)).await?;
+    cx.step("remove its container", kit::remove(cx, &id))
         .await?;
-    cx.step("stop its container", util::stop(cx, &id, 0)).await
+    cx.step("stop its container", kit::stop(cx, &id, 0)).await
 }

@@ -1,11 +1,16 @@
-//! Area `image`: pulling fixture images from the embedded registry (by tag, from an index,
-//! with credentials, unknown tags) and what ImageStatus/ListImages say afterwards.
+//! Area `image`: pulling fixture images from the embedded registry (by tag, without a tag, by
+//! digest, from an index, with credentials, unknown tags, past a deadline, hostile layers) and
+//! what ImageStatus/ListImages say right after the pull.
 
 use std::time::Duration;
 
-use cricket_harness::{CaseDef, CaseError, Cx, Req, Suite, Tag, case_fn, cri, ensure, ensure_eq};
+use cricket_harness::{
+    CaseDef, CaseError, Cx, Failure, FailureKind, Need, Req, Suite, Tag, case_fn, cri, ensure,
+    ensure_eq,
+};
+use tonic::Code;
 
-use super::util;
+use crate::kit;
 
 pub(super) const PULL: Req = Req {
     rpc: "PullImage",
@@ -79,6 +84,46 @@ pub const CASES: &[CaseDef] = &[
         run: case_fn!(pull_index_platform),
     },
     CaseDef {
+        id: "image.pull.without_tag",
+        suite: Suite::Conformance,
+        summary: "pulling a reference without a tag pulls :latest and names it so",
+        reqs: &[PULL],
+        tags: &[Tag::Conformance, Tag::Image],
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(without_tag),
+    },
+    CaseDef {
+        id: "image.pull.by_digest",
+        suite: Suite::Conformance,
+        summary: "pulling by digest gives no tag but the repo digest",
+        reqs: &[PULL, ID_MATCHES_REF],
+        tags: &[Tag::Conformance, Tag::Image],
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(by_digest),
+    },
+    CaseDef {
+        id: "image.pull.deadline",
+        suite: Suite::Conformance,
+        summary: "a pull that cannot finish before its deadline fails with DeadlineExceeded",
+        reqs: &[PULL],
+        tags: &[Tag::Conformance, Tag::Image, Tag::Negative],
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(pull_deadline),
+    },
+    CaseDef {
+        id: "image.pull.hostile_layers",
+        suite: Suite::Conformance,
+        summary: "images whose layers try to escape the rootfs are refused or neutralised: nothing appears outside the runtime's storage",
+        reqs: &[PULL],
+        tags: &[Tag::Conformance, Tag::Image, Tag::Security],
+        needs: &[Need::Root],
+        timeout: Duration::from_secs(120),
+        run: case_fn!(hostile_layers),
+    },
+    CaseDef {
         id: "image.status.absent",
         suite: Suite::Conformance,
         summary: "ImageStatus of an image that was never pulled answers with no image, not an error",
@@ -107,32 +152,75 @@ pub(super) async fn image_status(
         .image)
 }
 
+/// Pulls a reference as given (not a fixture name), so cases can pull tags, digests and bare
+/// repositories the catalogue does not list; returns the image_ref.
+pub(super) async fn pull_ref(cx: &Cx, reference: &str) -> Result<String, CaseError> {
+    Ok(cx
+        .cri()
+        .pull_image(cri::PullImageRequest {
+            image: Some(cri::ImageSpec {
+                image: reference.to_string(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await?
+        .image_ref)
+}
+
+pub(super) async fn remove_ref(cx: &Cx, reference: &str) -> Result<(), CaseError> {
+    cx.cri()
+        .remove_image(cri::RemoveImageRequest {
+            image: Some(cri::ImageSpec {
+                image: reference.to_string(),
+                ..Default::default()
+            }),
+        })
+        .await?;
+    Ok(())
+}
+
+pub(super) fn repo_of(reference: &str) -> String {
+    reference
+        .rsplit_once(':')
+        .map(|(r, _)| r.to_string())
+        .unwrap_or_else(|| reference.to_string())
+}
+
 /// Pull by tag, then the image must be visible under that tag with `Image.id == image_ref`
 /// (api.proto: "This value MUST always match `PullImageResponse.image_ref`"), a size > 0,
 /// and be listed.
 async fn pull_by_tag(cx: &Cx) -> Result<(), CaseError> {
-    let (reference, image_ref) = cx.step("pull probe", util::pull(cx, "probe")).await?;
+    let (reference, image_ref) = cx.step("pull probe", kit::pull(cx, "probe")).await?;
     let image = cx
         .step("image status by tag", async {
             image_status(cx, &reference).await?.ok_or_else(|| {
-                CaseError::fail(format!(
-                    "ImageStatus({reference}) is nil right after the pull"
-                ))
+                CaseError::fail(
+                    "image.status.present_after_pull",
+                    format!("ImageStatus({reference}) is nil right after the pull"),
+                )
             })
         })
         .await?;
     cx.step("check status fields", async {
         ensure_eq!(
+            "image.status.id_matches_image_ref",
             image_ref,
             image.id,
             "Image.id vs PullImageResponse.image_ref"
         );
         ensure!(
+            "image.status.repo_tags_contain_tag",
             image.repo_tags.contains(&reference),
             "repo_tags {:?} lack {reference}",
             image.repo_tags
         );
-        ensure!(image.size > 0, "Image.size is {}", image.size);
+        ensure!(
+            "image.status.size_positive",
+            image.size > 0,
+            "Image.size is {}",
+            image.size
+        );
         Ok(())
     })
     .await?;
@@ -142,6 +230,7 @@ async fn pull_by_tag(cx: &Cx) -> Result<(), CaseError> {
             .list_images(cri::ListImagesRequest { filter: None })
             .await?;
         ensure!(
+            "image.list.contains_pulled",
             list.images.iter().any(|i| i.id == image.id),
             "ListImages does not contain {}",
             image.id
@@ -170,12 +259,14 @@ async fn pull_unknown_tag(cx: &Cx) -> Result<(), CaseError> {
             .await;
         match r {
             Ok(resp) => Err(CaseError::mismatch(
+                "image.pull.unknown_tag_is_error",
                 "PullImage of a missing tag succeeded",
                 "an error status",
                 format!("{resp:?}"),
             )),
             Err(s) => {
                 ensure!(
+                    "image.pull.error_has_message",
                     !s.message().trim().is_empty(),
                     "PullImage failed with {:?} but no message",
                     s.code()
@@ -188,6 +279,7 @@ async fn pull_unknown_tag(cx: &Cx) -> Result<(), CaseError> {
     cx.step("nothing stored", async {
         let st = image_status(cx, &missing).await?;
         ensure!(
+            "image.status.nil_after_failed_pull",
             st.is_none(),
             "ImageStatus({missing}) returned {st:?} after a failed pull"
         );
@@ -211,6 +303,7 @@ async fn pull_with_auth(cx: &Cx) -> Result<(), CaseError> {
     cx.step("pull without credentials", async {
         match cx.cri().pull_image(request(None)).await {
             Ok(resp) => Err(CaseError::mismatch(
+                "image.pull.auth_required",
                 "pull without credentials succeeded",
                 "an error status",
                 format!("{resp:?}"),
@@ -222,6 +315,7 @@ async fn pull_with_auth(cx: &Cx) -> Result<(), CaseError> {
     cx.step("nothing stored", async {
         let st = image_status(cx, &reference).await?;
         ensure!(
+            "image.status.nil_after_failed_pull",
             st.is_none(),
             "ImageStatus returned {st:?} after the refused pull"
         );
@@ -240,9 +334,14 @@ async fn pull_with_auth(cx: &Cx) -> Result<(), CaseError> {
         .await?;
     cx.step("image present", async {
         let st = image_status(cx, &reference).await?;
-        let image =
-            st.ok_or_else(|| CaseError::fail("ImageStatus is nil after the authenticated pull"))?;
+        let image = st.ok_or_else(|| {
+            CaseError::fail(
+                "image.status.present_after_pull",
+                "ImageStatus is nil after the authenticated pull",
+            )
+        })?;
         ensure_eq!(
+            "image.status.id_matches_image_ref",
             resp.image_ref,
             image.id,
             "Image.id vs PullImageResponse.image_ref"
@@ -256,20 +355,20 @@ async fn pull_with_auth(cx: &Cx) -> Result<(), CaseError> {
 /// itself; a container from it must print this machine's platform.
 async fn pull_index_platform(cx: &Cx) -> Result<(), CaseError> {
     let (reference, _) = cx
-        .step("pull the index image", util::pull(cx, "multiarch"))
+        .step("pull the index image", kit::pull(cx, "multiarch"))
         .await?;
-    let (pod, pod_cfg) = cx.step("run pod", util::run_pod(cx, "index")).await?;
-    let config = util::container_config(
+    let (pod, pod_cfg) = cx.step("run pod", kit::run_pod(cx, "index")).await?;
+    let config = kit::container_config(
         cx,
         "platform",
         &reference,
         &["/bin/probe", "cat", "/platform"],
     );
-    let log = util::log_file(&pod_cfg, &config);
+    let log = kit::log_file(&pod_cfg, &config);
     let id = cx
         .step(
             "create container",
-            util::create_container(cx, &pod, &pod_cfg, config),
+            kit::create_container(cx, &pod, &pod_cfg, config),
         )
         .await?;
     cx.step("start container", async {
@@ -284,7 +383,8 @@ async fn pull_index_platform(cx: &Cx) -> Result<(), CaseError> {
     let st = cx
         .step(
             "wait for exit",
-            util::wait_state(
+            kit::wait_state(
+                "container.state.exited",
                 cx,
                 &id,
                 cri::ContainerState::ContainerExited,
@@ -293,9 +393,15 @@ async fn pull_index_platform(cx: &Cx) -> Result<(), CaseError> {
         )
         .await?;
     cx.step("check platform", async {
-        ensure_eq!(0, st.exit_code, "exit code of `cat /platform`");
-        let (_, out) = util::read_log(&log)?;
         ensure_eq!(
+            "container.status.exit_code",
+            0,
+            st.exit_code,
+            "exit code of `cat /platform`"
+        );
+        let (_, out) = kit::read_log(&log)?;
+        ensure_eq!(
+            "image.pull.platform_matches_host",
             format!(
                 "linux/{}\n",
                 std::env::consts::ARCH
@@ -310,6 +416,163 @@ async fn pull_index_platform(cx: &Cx) -> Result<(), CaseError> {
     .await
 }
 
+async fn without_tag(cx: &Cx) -> Result<(), CaseError> {
+    let repo = repo_of(&cx.image("probe")?);
+    cx.step("pull without a tag", pull_ref(cx, &repo)).await?;
+    let img = image_status(cx, &format!("{repo}:latest"))
+        .await?
+        .ok_or_else(|| {
+            CaseError::fail(
+                "image.pull.untagged_means_latest",
+                format!("{repo}:latest not present after pulling {repo}"),
+            )
+        })?;
+    ensure!(
+        "image.status.repo_tags_contain_tag",
+        img.repo_tags.contains(&format!("{repo}:latest")),
+        "repo_tags {:?} lack {repo}:latest",
+        img.repo_tags
+    );
+    Ok(())
+}
+
+async fn by_digest(cx: &Cx) -> Result<(), CaseError> {
+    let (reference, _) = cx
+        .step(
+            "pull by tag to learn the digest",
+            kit::pull(cx, "removable-1"),
+        )
+        .await?;
+    let img = image_status(cx, &reference)
+        .await?
+        .ok_or_else(|| CaseError::fail("image.status.present_after_pull", "image missing"))?;
+    let digest_ref = img.repo_digests.first().cloned().ok_or_else(|| {
+        CaseError::fail(
+            "image.status.repo_digests_set",
+            format!("no repo_digests for {reference}"),
+        )
+    })?;
+    cx.step("remove", remove_ref(cx, &reference)).await?;
+    let image_ref = cx.step("pull by digest", pull_ref(cx, &digest_ref)).await?;
+    let img = image_status(cx, &digest_ref).await?.ok_or_else(|| {
+        CaseError::fail(
+            "image.status.present_after_digest_pull",
+            format!("{digest_ref} not present after pulling it"),
+        )
+    })?;
+    ensure_eq!(
+        "image.status.id_matches_image_ref",
+        image_ref,
+        img.id,
+        "Image.id vs image_ref"
+    );
+    ensure!(
+        "image.status.repo_digests_contain_digest",
+        img.repo_digests.contains(&digest_ref),
+        "repo_digests {:?} lack {digest_ref}",
+        img.repo_digests
+    );
+    ensure!(
+        "image.pull.digest_adds_no_tag",
+        !img.repo_tags.contains(&reference),
+        "a digest pull brought back the tag {reference}"
+    );
+    Ok(())
+}
+
+async fn pull_deadline(cx: &Cx) -> Result<(), CaseError> {
+    let reference = cx.image("large")?;
+    let quick = cx.cri().with_deadline(Duration::from_millis(1));
+    let r = quick
+        .pull_image(cri::PullImageRequest {
+            image: Some(cri::ImageSpec {
+                image: reference,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await;
+    let s = kit::expect_err(
+        "image.pull.deadline_is_error",
+        r,
+        "a pull with a 1 ms deadline",
+    )?;
+    if s.code() != Code::DeadlineExceeded {
+        let mut f = Failure::new(
+            FailureKind::Status,
+            "image.pull.deadline_exceeded_code",
+            format!("a pull past its deadline answered {:?}: {}", s.code(), s.message()),
+        );
+        f.expected = Some(format!("{:?}", Code::DeadlineExceeded));
+        f.actual = Some(format!("{:?}", s.code()));
+        return Err(f.into());
+    }
+    Ok(())
+}
+
+fn escape_markers() -> Vec<String> {
+    let mut v = Vec::new();
+    for dir in ["/", "/tmp", "/etc"] {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            v.extend(
+                rd.flatten()
+                    .map(|e| e.path().display().to_string())
+                    .filter(|p| p.contains("cricket-escape")),
+            );
+        }
+    }
+    v.sort();
+    v
+}
+
+async fn hostile_layers(cx: &Cx) -> Result<(), CaseError> {
+    let before = escape_markers();
+    let passwd = std::fs::read("/etc/passwd").unwrap_or_default();
+    for name in [
+        "hostile-dotdot",
+        "hostile-absolute",
+        "hostile-symlink",
+        "hostile-hardlink",
+        "hostile-device",
+        "hostile-digest",
+    ] {
+        let reference = cx.image(name)?;
+        // Refusing is fine; so is pulling with the entry neutralised.
+        let _ = cx
+            .step(&format!("pull {name}"), async {
+                Ok(cx
+                    .cri()
+                    .pull_image(cri::PullImageRequest {
+                        image: Some(cri::ImageSpec {
+                            image: reference.clone(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    })
+                    .await)
+            })
+            .await?;
+    }
+    ensure_eq!(
+        "image.pull.nothing_outside_rootfs",
+        before,
+        escape_markers(),
+        "files named cricket-escape* on the host"
+    );
+    ensure!(
+        "image.pull.host_passwd_unchanged",
+        std::fs::read("/etc/passwd").unwrap_or_default() == passwd,
+        "/etc/passwd changed during hostile pulls"
+    );
+    let digest = cx.image("hostile-digest")?;
+    ensure!(
+        "image.pull.digest_mismatch_not_stored",
+        image_status(cx, &digest).await?.is_none(),
+        "the digest-mismatch image was stored"
+    );
+    Ok(())
+}
+
 /// ImageStatus on a reference never pulled is not an error: the image is just nil.
 async fn status_absent(cx: &Cx) -> Result<(), CaseError> {
     let probe = cx.image("probe")?;
@@ -318,6 +581,7 @@ async fn status_absent(cx: &Cx) -> Result<(), CaseError> {
     cx.step("image status", async {
         let st = image_status(cx, &absent).await?;
         ensure!(
+            "image.status.nil_when_absent",
             st.is_none(),
             "ImageStatus of a never-pulled image returned {st:?}"
         );

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use cricket_harness::{CaseDef, CaseError, Cx, Req, Tag, case_fn, cri, ensure, ensure_eq};
+use cricket_harness::{CaseDef, CaseError, Cx, Req, Suite, Tag, case_fn, cri, ensure, ensure_eq};
 
-use super::{case, util};
+use crate::kit;
 
 const LOG_PATH: Req = Req {
     rpc: "CreateContainer",
@@ -18,75 +18,87 @@ const T: &[Tag] = &[Tag::Conformance, Tag::Logs];
 const WAIT: Duration = Duration::from_secs(30);
 
 pub const CASES: &[CaseDef] = &[
-    case(
-        "logs.format.cri_lines",
-        "every log line is `<RFC3339Nano> <stream> <F|P> <message>` with increasing timestamps",
-        &[LOG_PATH],
-        T,
-        &[],
-        60,
-        case_fn!(cri_lines),
-    ),
-    case(
-        "logs.streams.stdout_stderr",
-        "stdout and stderr lines are tagged with their stream",
-        &[LOG_PATH],
-        T,
-        &[],
-        60,
-        case_fn!(streams),
-    ),
-    case(
-        "logs.partial.no_newline",
-        "output that ends without a newline is logged as a partial (P) line",
-        &[LOG_PATH],
-        T,
-        &[],
-        60,
-        case_fn!(partial_no_newline),
-    ),
-    case(
-        "logs.partial.long_line",
-        "a line longer than 16 KiB is split into P pieces and ends with an F piece",
-        &[LOG_PATH],
-        T,
-        &[],
-        60,
-        case_fn!(long_line),
-    ),
-    case(
-        "logs.reopen.running",
-        "after the log is moved away, ReopenContainerLog makes the runtime write a new file",
-        &[REOPEN],
-        T,
-        &[],
-        60,
-        case_fn!(reopen_running),
-    ),
-    case(
-        "logs.reopen.stopped",
-        "ReopenContainerLog on a stopped container either succeeds or fails without creating a file",
-        &[REOPEN],
-        &[Tag::Conformance, Tag::Logs, Tag::Negative],
-        &[],
-        60,
-        case_fn!(reopen_stopped),
-    ),
+    CaseDef {
+        id: "logs.format.cri_lines",
+        suite: Suite::Conformance,
+        summary: "every log line is `<RFC3339Nano> <stream> <F|P> <message>` with increasing timestamps",
+        reqs: &[LOG_PATH],
+        tags: T,
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(cri_lines),
+    },
+    CaseDef {
+        id: "logs.streams.stdout_stderr",
+        suite: Suite::Conformance,
+        summary: "stdout and stderr lines are tagged with their stream",
+        reqs: &[LOG_PATH],
+        tags: T,
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(streams),
+    },
+    CaseDef {
+        id: "logs.partial.no_newline",
+        suite: Suite::Conformance,
+        summary: "output that ends without a newline is logged as a partial (P) line",
+        reqs: &[LOG_PATH],
+        tags: T,
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(partial_no_newline),
+    },
+    CaseDef {
+        id: "logs.partial.long_line",
+        suite: Suite::Conformance,
+        summary: "a line longer than 16 KiB is split into P pieces and ends with an F piece",
+        reqs: &[LOG_PATH],
+        tags: T,
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(long_line),
+    },
+    CaseDef {
+        id: "logs.reopen.running",
+        suite: Suite::Conformance,
+        summary: "after the log is moved away, ReopenContainerLog makes the runtime write a new file",
+        reqs: &[REOPEN],
+        tags: T,
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(reopen_running),
+    },
+    CaseDef {
+        id: "logs.reopen.stopped",
+        suite: Suite::Conformance,
+        summary: "ReopenContainerLog on a stopped container either succeeds or fails without creating a file",
+        reqs: &[REOPEN],
+        tags: &[Tag::Conformance, Tag::Logs, Tag::Negative],
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(reopen_stopped),
+    },
 ];
 
 async fn run_logger(
     cx: &Cx,
     cmd: &[&str],
 ) -> Result<(String, std::path::PathBuf, cri::ContainerStatus), CaseError> {
-    let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
-    let (_, pod_cfg, id, config) = util::pod_with_container(cx, &image, cmd).await?;
+    let (image, _) = cx.step("pull probe", kit::pull(cx, "probe")).await?;
+    let (_, pod_cfg, id, config) = kit::pod_with_container(cx, &image, cmd).await?;
     let st = cx
         .step(
             "wait for exit",
-            util::wait_state(cx, &id, cri::ContainerState::ContainerExited, WAIT),
+            kit::wait_state(
+                "container.state.exited",
+                cx,
+                &id,
+                cri::ContainerState::ContainerExited,
+                WAIT,
+            ),
         )
         .await?;
-    Ok((id, util::log_file(&pod_cfg, &config), st))
+    Ok((id, kit::log_file(&pod_cfg, &config), st))
 }
 
 fn parse_ts(ts: &str) -> Option<(i64, u32)> {
@@ -112,25 +124,26 @@ async fn cri_lines(cx: &Cx) -> Result<(), CaseError> {
         &["/bin/probe", "log", "--count", "20", "--text", "entry"],
     )
     .await?;
-    let (lines, _) = util::read_log(&log)?;
-    ensure_eq!(20, lines.len(), "log lines");
+    let (lines, _) = kit::read_log(&log)?;
+    ensure_eq!("logs.format.line_count", 20, lines.len(), "log lines");
     let mut last = (i64::MIN, 0);
     for (i, l) in lines.iter().enumerate() {
         ensure_eq!(
+            "logs.format.message",
             format!("entry {}", i + 1),
             l.message,
             "message of line {}",
             i + 1
         );
-        ensure_eq!("F", l.tag, "tag of line {}", i + 1);
+        ensure_eq!("logs.format.tag_full", "F", l.tag, "tag of line {}", i + 1);
         let ts = parse_ts(&l.timestamp).ok_or_else(|| {
-            CaseError::fail(format!(
-                "line {}: timestamp {:?} is not RFC 3339",
-                i + 1,
-                l.timestamp
-            ))
+            CaseError::fail(
+                "logs.format.timestamp_rfc3339",
+                format!("line {}: timestamp {:?} is not RFC 3339", i + 1, l.timestamp),
+            )
         })?;
         ensure!(
+            "logs.format.timestamp_monotonic",
             ts >= last,
             "line {}: timestamp {} goes back in time",
             i + 1,
@@ -156,14 +169,16 @@ async fn streams(cx: &Cx) -> Result<(), CaseError> {
         ],
     )
     .await?;
-    let (lines, by) = util::read_log(&log)?;
-    ensure_eq!(6, lines.len(), "log lines");
+    let (lines, by) = kit::read_log(&log)?;
+    ensure_eq!("logs.streams.line_count", 6, lines.len(), "log lines");
     ensure_eq!(
+        "logs.streams.stdout_equal",
         "both 1\nboth 2\nboth 3\n",
         by.get("stdout").cloned().unwrap_or_default(),
         "stdout"
     );
     ensure_eq!(
+        "logs.streams.stderr_equal",
         "both 1\nboth 2\nboth 3\n",
         by.get("stderr").cloned().unwrap_or_default(),
         "stderr"
@@ -173,9 +188,12 @@ async fn streams(cx: &Cx) -> Result<(), CaseError> {
 
 async fn partial_no_newline(cx: &Cx) -> Result<(), CaseError> {
     let (_, log, _) = run_logger(cx, &["/bin/probe", "echo", "-n", "no-newline"]).await?;
-    let (lines, _) = util::read_log(&log)?;
-    let last = lines.last().ok_or_else(|| CaseError::fail("empty log"))?;
+    let (lines, _) = kit::read_log(&log)?;
+    let last = lines
+        .last()
+        .ok_or_else(|| CaseError::fail("logs.partial.log_not_empty", "empty log"))?;
     ensure_eq!(
+        "logs.partial.tag_partial",
         ("P".to_string(), "no-newline".to_string()),
         (last.tag.clone(), last.message.clone()),
         "(tag, message) of the unterminated line"
@@ -189,22 +207,31 @@ async fn long_line(cx: &Cx) -> Result<(), CaseError> {
         &["/bin/probe", "log", "--count", "1", "--size", "40000"],
     )
     .await?;
-    let (lines, by) = util::read_log(&log)?;
+    let (lines, by) = kit::read_log(&log)?;
     ensure!(
+        "logs.partial.split",
         lines.len() >= 2,
         "a 40000-byte line was logged as {} entry",
         lines.len()
     );
     ensure!(
+        "logs.partial.pieces_partial",
         lines[..lines.len() - 1].iter().all(|l| l.tag == "P"),
         "all but the last piece must be P"
     );
-    ensure_eq!("F", lines[lines.len() - 1].tag, "tag of the last piece");
+    ensure_eq!(
+        "logs.partial.last_piece_full",
+        "F",
+        lines[lines.len() - 1].tag,
+        "tag of the last piece"
+    );
     ensure!(
+        "logs.partial.piece_size",
         lines.iter().all(|l| l.message.len() <= 16 * 1024),
         "a piece is longer than 16 KiB"
     );
     ensure_eq!(
+        "logs.partial.rejoined_length",
         40001,
         by.get("stdout").map(String::len).unwrap_or(0),
         "rejoined length (with the newline)"
@@ -213,8 +240,8 @@ async fn long_line(cx: &Cx) -> Result<(), CaseError> {
 }
 
 async fn reopen_running(cx: &Cx) -> Result<(), CaseError> {
-    let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
-    let (_, pod_cfg, id, config) = util::pod_with_container(
+    let (image, _) = cx.step("pull probe", kit::pull(cx, "probe")).await?;
+    let (_, pod_cfg, id, config) = kit::pod_with_container(
         cx,
         &image,
         &[
@@ -229,12 +256,16 @@ async fn reopen_running(cx: &Cx) -> Result<(), CaseError> {
         ],
     )
     .await?;
-    let log = util::log_file(&pod_cfg, &config);
-    cx.step("log fills", util::wait_log(&log, "tick", WAIT))
-        .await?;
+    let log = kit::log_file(&pod_cfg, &config);
+    cx.step(
+        "log fills",
+        kit::wait_log("container.log.written", &log, "tick", WAIT),
+    )
+    .await?;
     let rotated = log.with_extension("rotated");
-    std::fs::rename(&log, &rotated)
-        .map_err(|e| CaseError::fail(format!("rotating the log: {e}")))?;
+    std::fs::rename(&log, &rotated).map_err(|e| {
+        CaseError::harness("harness.log_rotate", format!("rotating the log: {e}"))
+    })?;
     cx.step("reopen", async {
         Ok(cx
             .cri()
@@ -245,14 +276,19 @@ async fn reopen_running(cx: &Cx) -> Result<(), CaseError> {
             .map(drop)?)
     })
     .await?;
-    cx.step("new file fills", util::wait_log(&log, "tick", WAIT))
-        .await?;
+    cx.step(
+        "new file fills",
+        kit::wait_log("logs.reopen.new_file_written", &log, "tick", WAIT),
+    )
+    .await?;
     Ok(())
 }
 
 async fn reopen_stopped(cx: &Cx) -> Result<(), CaseError> {
     let (id, log, _) = run_logger(cx, &["/bin/probe", "echo", "once"]).await?;
-    std::fs::remove_file(&log).map_err(|e| CaseError::fail(format!("removing the log: {e}")))?;
+    std::fs::remove_file(&log).map_err(|e| {
+        CaseError::fail("container.log.written", format!("removing the log: {e}"))
+    })?;
     let r = cx
         .step("reopen", async {
             Ok(cx
@@ -265,6 +301,7 @@ async fn reopen_stopped(cx: &Cx) -> Result<(), CaseError> {
         .await?;
     if r.is_err() {
         ensure!(
+            "logs.reopen.error_no_new_file",
             !log.exists(),
             "ReopenContainerLog failed but created a new log file (\"Once it returns error, new container log file MUST NOT be created.\")"
         );

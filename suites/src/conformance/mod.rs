@@ -1,70 +1,58 @@
-//! Conformance cases, one file per area. Each case quotes the `api.proto` sentence it
-//! enforces in its `req`, and states its tags, needs and timeout.
-
-pub mod concurrency;
-pub mod container;
-pub mod container_config;
-pub mod events;
-pub mod exec;
-pub mod idempotence;
-pub mod image;
-pub mod image_store;
-pub mod logs;
-pub mod negative;
-pub mod pod;
-pub mod runtime;
-pub mod stats;
-pub mod streaming;
-pub mod streams;
-pub mod util;
+//! Conformance cases, one module per area: module `pod` holds the `pod.*` cases; an area too
+//! big for one file is split into modules named `<area>_<topic>` (`container_config`) or
+//! `<topic>_<area>` (`list_streams`). Each module has one `CASES` table; each case quotes the
+//! `api.proto` sentence it enforces in its `req`, and states its tags, needs and timeout.
 
 use cricket_harness::CaseDef;
 
-/// Every area's case table.
-pub const CASES: &[&[CaseDef]] = &[
-    concurrency::CASES,
-    container::CASES,
-    container_config::CASES,
-    events::CASES,
-    exec::CASES,
-    exec::USER_CASES,
-    idempotence::CASES,
-    image::CASES,
-    image_store::CASES,
-    logs::CASES,
-    negative::CASES,
-    negative::LIST_CASES,
-    negative::MALFORMED_CASES,
-    pod::CASES,
-    pod::RESOURCE_CASES,
-    pod::SYSCTL_CASES,
-    runtime::CASES,
-    runtime::CONFIG_CASES,
-    stats::CASES,
-    stats::POD_CASES,
-    streaming::CASES,
-    streams::CASES,
-    streams::STATS_CASES,
-];
+/// Declares the area modules and collects their tables, so the list of areas exists once.
+macro_rules! areas {
+    ($($m:ident),+ $(,)?) => {
+        $(pub mod $m;)+
+        /// Every area module's case table, by module name.
+        pub const AREAS: &[(&str, &[CaseDef])] = &[$((stringify!($m), $m::CASES)),+];
+    };
+}
 
-/// A conformance case definition in one line per field.
-pub const fn case(
-    id: &'static str,
-    summary: &'static str,
-    reqs: &'static [cricket_harness::Req],
-    tags: &'static [cricket_harness::Tag],
-    needs: &'static [cricket_harness::Need],
-    timeout_secs: u64,
-    run: cricket_harness::CaseFn,
-) -> CaseDef {
-    CaseDef {
-        id,
-        suite: cricket_harness::Suite::Conformance,
-        summary,
-        reqs,
-        tags,
-        needs,
-        timeout: std::time::Duration::from_secs(timeout_secs),
-        run,
+areas!(
+    concurrency,
+    container,
+    container_config,
+    container_status,
+    events,
+    exec_sync,
+    exec_streaming,
+    idempotence,
+    image,
+    image_store,
+    list_streams,
+    logs,
+    negative,
+    negative_list,
+    negative_malformed,
+    pod,
+    pod_config,
+    runtime,
+    stats,
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A module holds the cases of the area it is named after (`pod`, or `<area>_<topic>` /
+    /// `<topic>_<area>` for an area split over several files).
+    #[test]
+    fn each_module_holds_its_own_area() {
+        for (module, cases) in AREAS {
+            assert!(!cases.is_empty(), "module {module} registers no case");
+            for c in *cases {
+                let area = c.area();
+                let ok = *module == area
+                    || module.starts_with(&format!("{area}_"))
+                    || module.ends_with(&format!("_{area}"));
+                assert!(ok, "case {} (area {area}) is in module {module}", c.id);
+            }
+        }
     }
 }

@@ -1,12 +1,15 @@
-//! Area `pod`: sandbox lifecycle, status, list filters, metadata round trip, hostname, DNS.
+//! Area `pod`: sandbox lifecycle, status, list filters and the metadata round trip. What a
+//! sandbox config sets inside the pod (hostname, DNS, sysctls, resources) is in `pod_config`.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use cricket_harness::{CaseDef, CaseError, Cx, Req, Tag, case_fn, cri, ensure, ensure_eq};
+use cricket_harness::{
+    CaseDef, CaseError, Cx, Failure, FailureKind, Req, Suite, Tag, case_fn, cri, ensure, ensure_eq,
+};
 use tonic::Code;
 
-use super::{case, util};
+use crate::kit;
 
 const RUN: Req = Req {
     rpc: "RunPodSandbox",
@@ -36,138 +39,148 @@ const ANNOTATIONS: Req = Req {
 const L: &[Tag] = &[Tag::Conformance, Tag::Lifecycle];
 
 pub const CASES: &[CaseDef] = &[
-    case(
-        "pod.sandbox.run_ready",
-        "a new sandbox is SANDBOX_READY with its id, metadata and created_at",
-        &[RUN, STATUS],
-        L,
-        &[],
-        60,
-        case_fn!(run_ready),
-    ),
-    case(
-        "pod.sandbox.stop_notready",
-        "a stopped sandbox is SANDBOX_NOTREADY and still listed",
-        &[STOP, STATUS, LIST],
-        L,
-        &[],
-        60,
-        case_fn!(stop_notready),
-    ),
-    case(
-        "pod.sandbox.remove_gone",
-        "a removed sandbox is gone from status (NotFound) and list",
-        &[REMOVE, STATUS, LIST],
-        L,
-        &[],
-        60,
-        case_fn!(remove_gone),
-    ),
-    case(
-        "pod.sandbox.attributes_preserved",
-        "metadata, labels and annotations come back exactly in status and list",
-        &[ANNOTATIONS, LIST],
-        &[Tag::Conformance],
-        &[],
-        60,
-        case_fn!(attributes_preserved),
-    ),
-    case(
-        "pod.sandbox.list_filters",
-        "ListPodSandbox filters by id, id prefix, state and label selector",
-        &[Req {
-            rpc: "ListPodSandbox",
-            rule: "ListPodSandbox returns a list of PodSandboxes.",
-        }],
-        &[Tag::Conformance],
-        &[],
-        60,
-        case_fn!(list_filters),
-    ),
-    case(
-        "pod.sandbox.duplicate_metadata",
-        "a second sandbox with the same name, namespace, uid and attempt is refused",
-        &[RUN],
-        &[Tag::Conformance, Tag::Negative],
-        &[],
-        60,
-        case_fn!(duplicate_metadata),
-    ),
-    case(
-        "pod.sandbox.stop_kills_containers",
-        "stopping a sandbox terminates its running containers",
-        &[STOP],
-        L,
-        &[],
-        90,
-        case_fn!(stop_kills_containers),
-    ),
-    case(
-        "pod.sandbox.remove_running",
-        "removing a ready sandbox with a running container removes both",
-        &[REMOVE],
-        L,
-        &[],
-        90,
-        case_fn!(remove_running),
-    ),
-    case(
-        "pod.sandbox.hostname",
-        "containers see the hostname of PodSandboxConfig",
-        &[Req {
-            rpc: "RunPodSandbox",
-            rule: "Hostname of the sandbox. Hostname could only be empty when the pod network namespace is NODE.",
-        }],
-        &[Tag::Conformance, Tag::Network],
-        &[],
-        90,
-        case_fn!(hostname),
-    ),
-    case(
-        "pod.sandbox.dns_config",
-        "DNSConfig servers, searches and options appear in the container's /etc/resolv.conf",
-        &[Req {
-            rpc: "RunPodSandbox",
-            rule: "DNS config for the sandbox.",
-        }],
-        &[Tag::Conformance, Tag::Network],
-        &[],
-        90,
-        case_fn!(dns_config),
-    ),
-    case(
-        "pod.sandbox.status_unknown_id",
-        "PodSandboxStatus of an unknown id is an error (NotFound)",
-        &[STATUS],
-        &[Tag::Conformance, Tag::Negative],
-        &[],
-        30,
-        case_fn!(status_unknown),
-    ),
+    CaseDef {
+        id: "pod.sandbox.run_ready",
+        suite: Suite::Conformance,
+        summary: "a new sandbox is SANDBOX_READY with its id, metadata and created_at",
+        reqs: &[RUN, STATUS],
+        tags: L,
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(run_ready),
+    },
+    CaseDef {
+        id: "pod.sandbox.stop_notready",
+        suite: Suite::Conformance,
+        summary: "a stopped sandbox is SANDBOX_NOTREADY and still listed",
+        reqs: &[STOP, STATUS, LIST],
+        tags: L,
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(stop_notready),
+    },
+    CaseDef {
+        id: "pod.sandbox.remove_gone",
+        suite: Suite::Conformance,
+        summary: "a removed sandbox is gone from status (NotFound) and list",
+        reqs: &[REMOVE, STATUS, LIST],
+        tags: L,
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(remove_gone),
+    },
+    CaseDef {
+        id: "pod.sandbox.attributes_preserved",
+        suite: Suite::Conformance,
+        summary: "metadata, labels and annotations come back exactly in status and list",
+        reqs: &[ANNOTATIONS, LIST],
+        tags: &[Tag::Conformance],
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(attributes_preserved),
+    },
+    CaseDef {
+        id: "pod.sandbox.list_filters",
+        suite: Suite::Conformance,
+        summary: "ListPodSandbox filters by id, id prefix, state and label selector",
+        reqs: &[LIST],
+        tags: &[Tag::Conformance],
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(list_filters),
+    },
+    CaseDef {
+        id: "pod.sandbox.duplicate_metadata",
+        suite: Suite::Conformance,
+        summary: "a second sandbox with the same name, namespace, uid and attempt is refused",
+        reqs: &[RUN],
+        tags: &[Tag::Conformance, Tag::Negative],
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(duplicate_metadata),
+    },
+    CaseDef {
+        id: "pod.sandbox.stop_kills_containers",
+        suite: Suite::Conformance,
+        summary: "stopping a sandbox terminates its running containers",
+        reqs: &[STOP],
+        tags: L,
+        needs: &[],
+        timeout: Duration::from_secs(90),
+        run: case_fn!(stop_kills_containers),
+    },
+    CaseDef {
+        id: "pod.sandbox.remove_running",
+        suite: Suite::Conformance,
+        summary: "removing a ready sandbox with a running container removes both",
+        reqs: &[REMOVE],
+        tags: L,
+        needs: &[],
+        timeout: Duration::from_secs(90),
+        run: case_fn!(remove_running),
+    },
+    CaseDef {
+        id: "pod.sandbox.status_unknown_id",
+        suite: Suite::Conformance,
+        summary: "PodSandboxStatus of an unknown id is an error (NotFound)",
+        reqs: &[STATUS],
+        tags: &[Tag::Conformance, Tag::Negative],
+        needs: &[],
+        timeout: Duration::from_secs(30),
+        run: case_fn!(status_unknown),
+    },
 ];
 
+/// Fails at `check` as a Status failure unless `s` carries `want`: "returns an error" alone
+/// is checked by `kit::expect_err`; this is the code the rule implies on top of it.
+fn ensure_code(
+    check: &'static str,
+    want: Code,
+    s: &tonic::Status,
+    what: &str,
+) -> Result<(), CaseError> {
+    if s.code() == want {
+        return Ok(());
+    }
+    let mut f = Failure::new(
+        FailureKind::Status,
+        check,
+        format!("{what} answered {:?}: {}", s.code(), s.message()),
+    );
+    f.expected = Some(format!("{want:?}"));
+    f.actual = Some(format!("{:?}", s.code()));
+    Err(f.into())
+}
+
 async fn run_ready(cx: &Cx) -> Result<(), CaseError> {
-    let (id, cfg) = cx.step("run pod", util::run_pod(cx, "ready")).await?;
-    let st = cx.step("status", util::pod_status(cx, &id)).await?;
+    let (id, cfg) = cx.step("run pod", kit::run_pod(cx, "ready")).await?;
+    let st = cx.step("status", kit::pod_status(cx, &id)).await?;
     cx.step("check", async {
-        ensure_eq!(id, st.id, "PodSandboxStatus.id");
+        ensure_eq!("pod.status.id_equal", id, st.id, "PodSandboxStatus.id");
         ensure_eq!(
+            "pod.status.state_ready",
             cri::PodSandboxState::SandboxReady as i32,
             st.state,
             "state after RunPodSandbox"
         );
-        ensure_eq!(cfg.metadata, st.metadata, "metadata");
-        ensure!(st.created_at > 0, "created_at is {}", st.created_at);
+        ensure_eq!("pod.status.metadata_equal", cfg.metadata, st.metadata, "metadata");
+        ensure!(
+            "pod.status.created_at_set",
+            st.created_at > 0,
+            "created_at is {}",
+            st.created_at
+        );
         Ok(())
     })
     .await
 }
 
 async fn stop_notready(cx: &Cx) -> Result<(), CaseError> {
-    let (id, _) = cx.step("run pod", util::run_pod(cx, "stop")).await?;
-    cx.step("stop pod", util::stop_pod(cx, &id)).await?;
-    let st = cx.step("status", util::pod_status(cx, &id)).await?;
+    let (id, _) = cx.step("run pod", kit::run_pod(cx, "stop")).await?;
+    cx.step("stop pod", kit::stop_pod(cx, &id)).await?;
+    let st = cx.step("status", kit::pod_status(cx, &id)).await?;
     ensure_eq!(
+        "pod.status.state_notready",
         cri::PodSandboxState::SandboxNotready as i32,
         st.state,
         "state after StopPodSandbox"
@@ -182,8 +195,14 @@ async fn stop_notready(cx: &Cx) -> Result<(), CaseError> {
                 }),
             })
             .await?;
-        ensure_eq!(1, l.items.len(), "ListPodSandbox(id) after stop");
         ensure_eq!(
+            "pod.list.contains_stopped",
+            1,
+            l.items.len(),
+            "ListPodSandbox(id) after stop"
+        );
+        ensure_eq!(
+            "pod.list.state_notready",
             cri::PodSandboxState::SandboxNotready as i32,
             l.items[0].state,
             "listed state"
@@ -194,14 +213,15 @@ async fn stop_notready(cx: &Cx) -> Result<(), CaseError> {
 }
 
 async fn remove_gone(cx: &Cx) -> Result<(), CaseError> {
-    let (id, _) = cx.step("run pod", util::run_pod(cx, "remove")).await?;
+    let (id, _) = cx.step("run pod", kit::run_pod(cx, "remove")).await?;
     cx.step("stop and remove", async {
-        util::stop_pod(cx, &id).await?;
-        util::remove_pod(cx, &id).await
+        kit::stop_pod(cx, &id).await?;
+        kit::remove_pod(cx, &id).await
     })
     .await?;
     cx.step("status is NotFound", async {
-        let s = util::expect_err(
+        let s = kit::expect_err(
+            "pod.status.removed_is_error",
             cx.cri()
                 .pod_sandbox_status(cri::PodSandboxStatusRequest {
                     pod_sandbox_id: id.clone(),
@@ -210,8 +230,12 @@ async fn remove_gone(cx: &Cx) -> Result<(), CaseError> {
                 .await,
             "PodSandboxStatus of a removed sandbox",
         )?;
-        ensure_eq!(Code::NotFound, s.code(), "status code ({})", s.message());
-        Ok(())
+        ensure_code(
+            "pod.status.removed_not_found",
+            Code::NotFound,
+            &s,
+            "PodSandboxStatus of a removed sandbox",
+        )
     })
     .await?;
     cx.step("not listed", async {
@@ -220,6 +244,7 @@ async fn remove_gone(cx: &Cx) -> Result<(), CaseError> {
             .list_pod_sandbox(cri::ListPodSandboxRequest::default())
             .await?;
         ensure!(
+            "pod.list.removed_absent",
             !l.items.iter().any(|p| p.id == id),
             "removed sandbox {id} is still listed"
         );
@@ -229,7 +254,7 @@ async fn remove_gone(cx: &Cx) -> Result<(), CaseError> {
 }
 
 async fn attributes_preserved(cx: &Cx) -> Result<(), CaseError> {
-    let mut cfg = util::pod_config(cx, "attrs")?;
+    let mut cfg = kit::pod_config(cx, "attrs")?;
     cfg.labels
         .insert("cricket.test/label".into(), "value-1".into());
     cfg.annotations = HashMap::from([
@@ -254,11 +279,21 @@ async fn attributes_preserved(cx: &Cx) -> Result<(), CaseError> {
                 .pod_sandbox_id)
         })
         .await?;
-    let st = cx.step("status", util::pod_status(cx, &id)).await?;
+    let st = cx.step("status", kit::pod_status(cx, &id)).await?;
     cx.step("status echoes the config", async {
-        ensure_eq!(cfg.metadata, st.metadata, "metadata (incl. attempt 3)");
-        ensure_eq!(cfg.labels, st.labels, "labels");
-        ensure_eq!(cfg.annotations, st.annotations, "annotations");
+        ensure_eq!(
+            "pod.status.metadata_equal",
+            cfg.metadata,
+            st.metadata,
+            "metadata (incl. attempt 3)"
+        );
+        ensure_eq!("pod.status.labels_equal", cfg.labels, st.labels, "labels");
+        ensure_eq!(
+            "pod.status.annotations_equal",
+            cfg.annotations,
+            st.annotations,
+            "annotations"
+        );
         Ok(())
     })
     .await?;
@@ -275,19 +310,29 @@ async fn attributes_preserved(cx: &Cx) -> Result<(), CaseError> {
         let item = l
             .items
             .first()
-            .ok_or_else(|| CaseError::fail("sandbox not listed"))?;
-        ensure_eq!(cfg.labels, item.labels, "listed labels");
-        ensure_eq!(cfg.annotations, item.annotations, "listed annotations");
-        ensure_eq!(cfg.metadata, item.metadata, "listed metadata");
+            .ok_or_else(|| CaseError::fail("pod.list.contains_sandbox", "sandbox not listed"))?;
+        ensure_eq!("pod.list.labels_equal", cfg.labels, item.labels, "listed labels");
+        ensure_eq!(
+            "pod.list.annotations_equal",
+            cfg.annotations,
+            item.annotations,
+            "listed annotations"
+        );
+        ensure_eq!(
+            "pod.list.metadata_equal",
+            cfg.metadata,
+            item.metadata,
+            "listed metadata"
+        );
         Ok(())
     })
     .await
 }
 
 async fn list_filters(cx: &Cx) -> Result<(), CaseError> {
-    let mut a_cfg = util::pod_config(cx, "filter-a")?;
+    let mut a_cfg = kit::pod_config(cx, "filter-a")?;
     a_cfg.labels.insert("cricket.test/which".into(), "a".into());
-    let mut b_cfg = util::pod_config(cx, "filter-b")?;
+    let mut b_cfg = kit::pod_config(cx, "filter-b")?;
     b_cfg.labels.insert("cricket.test/which".into(), "b".into());
     let run = |c: cri::PodSandboxConfig| async move {
         Ok::<_, CaseError>(
@@ -302,13 +347,14 @@ async fn list_filters(cx: &Cx) -> Result<(), CaseError> {
     };
     let a = cx.step("run pod a", run(a_cfg)).await?;
     let b = cx.step("run pod b", run(b_cfg)).await?;
-    cx.step("stop pod b", util::stop_pod(cx, &b)).await?;
+    cx.step("stop pod b", kit::stop_pod(cx, &b)).await?;
     let sorted = |mut v: Vec<String>| {
         v.sort();
         v
     };
     cx.step("by id", async {
         ensure_eq!(
+            "pod.list.filter_id",
             vec![a.clone()],
             list_ids(
                 cx,
@@ -325,6 +371,7 @@ async fn list_filters(cx: &Cx) -> Result<(), CaseError> {
     .await?;
     cx.step("by id prefix", async {
         ensure_eq!(
+            "pod.list.filter_id_prefix",
             vec![a.clone()],
             list_ids(
                 cx,
@@ -347,6 +394,7 @@ async fn list_filters(cx: &Cx) -> Result<(), CaseError> {
             state: cri::PodSandboxState::SandboxNotready as i32,
         };
         ensure_eq!(
+            "pod.list.filter_state_ready",
             vec![a.clone()],
             list_ids(
                 cx,
@@ -359,6 +407,7 @@ async fn list_filters(cx: &Cx) -> Result<(), CaseError> {
             "state=READY"
         );
         ensure_eq!(
+            "pod.list.filter_state_notready",
             vec![b.clone()],
             list_ids(
                 cx,
@@ -376,6 +425,7 @@ async fn list_filters(cx: &Cx) -> Result<(), CaseError> {
     cx.step("by label selector", async {
         let sel = |v: &str| HashMap::from([("cricket.test/which".to_string(), v.to_string())]);
         ensure_eq!(
+            "pod.list.filter_label",
             vec![b.clone()],
             list_ids(
                 cx,
@@ -388,6 +438,7 @@ async fn list_filters(cx: &Cx) -> Result<(), CaseError> {
             "which=b"
         );
         ensure_eq!(
+            "pod.list.filter_label_no_match",
             Vec::<String>::new(),
             list_ids(
                 cx,
@@ -400,173 +451,11 @@ async fn list_filters(cx: &Cx) -> Result<(), CaseError> {
             "which=c matches nothing"
         );
         ensure_eq!(
+            "pod.list.filter_run_labels",
             sorted(vec![a.clone(), b.clone()]),
             list_ids(cx, cri::PodSandboxFilter::default()).await?,
             "run label only"
         );
-        Ok(())
-    })
-    .await
-}
-
-async fn duplicate_metadata(cx: &Cx) -> Result<(), CaseError> {
-    let cfg = util::pod_config(cx, "dup")?;
-    let req = || cri::RunPodSandboxRequest {
-        config: Some(cfg.clone()),
-        runtime_handler: String::new(),
-    };
-    cx.step("run pod", async {
-        Ok(cx.cri().run_pod_sandbox(req()).await.map(drop)?)
-    })
-    .await?;
-    cx.step("run the same metadata again", async {
-        util::expect_err(
-            cx.cri().run_pod_sandbox(req()).await,
-            "a second RunPodSandbox with the same metadata",
-        )?;
-        Ok(())
-    })
-    .await
-}
-
-async fn stop_kills_containers(cx: &Cx) -> Result<(), CaseError> {
-    let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
-    let (pod, _, ctr, _) =
-        util::pod_with_container(cx, &image, &["/bin/probe", "sleep", "inf"]).await?;
-    cx.step(
-        "container running",
-        util::wait_state(
-            cx,
-            &ctr,
-            cri::ContainerState::ContainerRunning,
-            Duration::from_secs(10),
-        ),
-    )
-    .await?;
-    cx.step("stop pod", util::stop_pod(cx, &pod)).await?;
-    cx.step(
-        "container exited",
-        util::wait_state(
-            cx,
-            &ctr,
-            cri::ContainerState::ContainerExited,
-            Duration::from_secs(10),
-        ),
-    )
-    .await?;
-    Ok(())
-}
-
-async fn remove_running(cx: &Cx) -> Result<(), CaseError> {
-    let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
-    let (pod, _, ctr, _) =
-        util::pod_with_container(cx, &image, &["/bin/probe", "sleep", "inf"]).await?;
-    cx.step("stop and remove pod, its container still running", async {
-        util::stop_pod(cx, &pod).await?;
-        util::remove_pod(cx, &pod).await
-    })
-    .await?;
-    cx.step("its container is gone", async {
-        let s = util::expect_err(
-            cx.cri()
-                .container_status(cri::ContainerStatusRequest {
-                    container_id: ctr.clone(),
-                    verbose: false,
-                })
-                .await,
-            "ContainerStatus after its sandbox was removed",
-        )?;
-        ensure_eq!(Code::NotFound, s.code(), "code ({})", s.message());
-        Ok(())
-    })
-    .await
-}
-
-async fn run_and_cat(
-    cx: &Cx,
-    cfg: cri::PodSandboxConfig,
-    cmd: &[&str],
-) -> Result<String, CaseError> {
-    let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
-    let pod = cx
-        .step("run pod", async {
-            Ok(cx
-                .cri()
-                .run_pod_sandbox(cri::RunPodSandboxRequest {
-                    config: Some(cfg.clone()),
-                    runtime_handler: String::new(),
-                })
-                .await?
-                .pod_sandbox_id)
-        })
-        .await?;
-    let config = util::container_config(cx, "cat", &image, cmd);
-    let log = util::log_file(&cfg, &config);
-    let id = cx
-        .step(
-            "create container",
-            util::create_container(cx, &pod, &cfg, config),
-        )
-        .await?;
-    cx.step("start container", util::start(cx, &id)).await?;
-    let st = cx
-        .step(
-            "wait for exit",
-            util::wait_state(
-                cx,
-                &id,
-                cri::ContainerState::ContainerExited,
-                Duration::from_secs(30),
-            ),
-        )
-        .await?;
-    ensure_eq!(0, st.exit_code, "exit code of {cmd:?}");
-    let (_, out) = util::read_log(&log)?;
-    Ok(out.get("stdout").cloned().unwrap_or_default())
-}
-
-async fn hostname(cx: &Cx) -> Result<(), CaseError> {
-    let mut cfg = util::pod_config(cx, "host")?;
-    cfg.hostname = "cricket-test-host".into();
-    let out = run_and_cat(cx, cfg, &["/bin/probe", "hostname"]).await?;
-    ensure_eq!("cricket-test-host\n", out, "hostname inside the container");
-    Ok(())
-}
-
-async fn dns_config(cx: &Cx) -> Result<(), CaseError> {
-    let mut cfg = util::pod_config(cx, "dns")?;
-    cfg.dns_config = Some(cri::DnsConfig {
-        servers: util::s(&["10.10.10.10"]),
-        searches: util::s(&["cricket.example"]),
-        options: util::s(&["ndots:8"]),
-    });
-    let out = run_and_cat(cx, cfg, &["/bin/probe", "cat", "/etc/resolv.conf"]).await?;
-    for want in [
-        "nameserver 10.10.10.10",
-        "search cricket.example",
-        "options ndots:8",
-    ] {
-        ensure!(
-            out.lines().any(|l| l.trim() == want),
-            "/etc/resolv.conf lacks {want:?}:\n{out}"
-        );
-    }
-    Ok(())
-}
-
-async fn status_unknown(cx: &Cx) -> Result<(), CaseError> {
-    let id = "0".repeat(64);
-    cx.step("status of an unknown id", async {
-        let s = util::expect_err(
-            cx.cri()
-                .pod_sandbox_status(cri::PodSandboxStatusRequest {
-                    pod_sandbox_id: id.clone(),
-                    verbose: false,
-                })
-                .await,
-            "PodSandboxStatus of an unknown id",
-        )?;
-        ensure_eq!(Code::NotFound, s.code(), "code ({})", s.message());
         Ok(())
     })
     .await
@@ -584,117 +473,106 @@ async fn list_ids(cx: &Cx, mut f: cri::PodSandboxFilter) -> Result<Vec<String>, 
     Ok(ids)
 }
 
-pub const RESOURCE_CASES: &[CaseDef] = &[
-    case(
-        "pod.sandbox.update_resources",
-        "UpdatePodSandboxResources on a ready sandbox is accepted (skipped when unimplemented)",
-        &[Req {
-            rpc: "UpdatePodSandboxResources",
-            rule: "UpdatePodSandboxResources synchronously updates the PodSandboxConfig with the pod-level resource configuration.",
-        }],
-        &[Tag::Conformance],
-        &[],
-        60,
-        case_fn!(update_resources),
-    ),
-    case(
-        "container.checkpoint.export",
-        "CheckpointContainer writes a checkpoint archive of a running container (skipped when unimplemented)",
-        &[Req {
-            rpc: "CheckpointContainer",
-            rule: "CheckpointContainer checkpoints a container",
-        }],
-        &[Tag::Conformance],
-        &[],
-        120,
-        case_fn!(checkpoint),
-    ),
-];
-
-async fn update_resources(cx: &Cx) -> Result<(), CaseError> {
-    let (id, _) = cx.step("run pod", util::run_pod(cx, "res")).await?;
-    let res = cri::LinuxContainerResources {
-        cpu_shares: 1024,
-        memory_limit_in_bytes: 512 << 20,
-        ..Default::default()
+async fn duplicate_metadata(cx: &Cx) -> Result<(), CaseError> {
+    let cfg = kit::pod_config(cx, "dup")?;
+    let req = || cri::RunPodSandboxRequest {
+        config: Some(cfg.clone()),
+        runtime_handler: String::new(),
     };
-    let r = cx
-        .cri()
-        .update_pod_sandbox_resources(cri::UpdatePodSandboxResourcesRequest {
-            pod_sandbox_id: id,
-            overhead: None,
-            resources: Some(res),
-        })
-        .await;
-    match r {
-        Ok(_) => Ok(()),
-        Err(s) if s.code() == Code::Unimplemented => Err(CaseError::skip(format!(
-            "UpdatePodSandboxResources answers Unimplemented: {}",
-            s.message()
-        ))),
-        Err(s) => Err(s.into()),
-    }
+    cx.step("run pod", async {
+        Ok(cx.cri().run_pod_sandbox(req()).await.map(drop)?)
+    })
+    .await?;
+    cx.step("run the same metadata again", async {
+        kit::expect_err(
+            "pod.run.duplicate_refused",
+            cx.cri().run_pod_sandbox(req()).await,
+            "a second RunPodSandbox with the same metadata",
+        )?;
+        Ok(())
+    })
+    .await
 }
 
-async fn checkpoint(cx: &Cx) -> Result<(), CaseError> {
-    let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
-    let (_, _, id, _) =
-        util::pod_with_container(cx, &image, &["/bin/probe", "sleep", "inf"]).await?;
-    let location = cx.scratch()?.join("checkpoint.tar");
-    let r = cx
-        .cri()
-        .checkpoint_container(cri::CheckpointContainerRequest {
-            container_id: id,
-            location: location.display().to_string(),
-            timeout: 60,
-        })
-        .await;
-    match r {
-        Ok(_) => {
-            ensure!(
-                location.exists(),
-                "CheckpointContainer succeeded but wrote no archive at {}",
-                location.display()
-            );
-            Ok(())
-        }
-        Err(s) if s.code() == Code::Unimplemented => Err(CaseError::skip(format!(
-            "CheckpointContainer answers Unimplemented (optional, needs CRIU): {}",
-            s.message()
-        ))),
-        Err(s) => Err(s.into()),
-    }
-}
-
-pub const SYSCTL_CASES: &[CaseDef] = &[case(
-    "pod.sandbox.safe_sysctls",
-    "safe (namespaced) sysctls of the sandbox are set inside its namespaces, and the host keeps its own",
-    &[Req {
-        rpc: "RunPodSandbox",
-        rule: "Sysctls holds linux sysctls config for the sandbox.",
-    }],
-    &[Tag::Conformance, Tag::Security],
-    &[],
-    90,
-    case_fn!(safe_sysctls),
-)];
-
-async fn safe_sysctls(cx: &Cx) -> Result<(), CaseError> {
-    let host_shm = std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap_or_default();
-    let mut cfg = util::pod_config(cx, "sysctl")?;
-    let want = if host_shm.trim() == "1" { "0" } else { "1" };
-    cfg.linux.get_or_insert_with(Default::default).sysctls =
-        HashMap::from([("kernel.shm_rmid_forced".to_string(), want.to_string())]);
-    let out = run_and_cat(cx, cfg, &["/bin/probe", "sysctl", "kernel.shm_rmid_forced"]).await?;
-    ensure_eq!(
-        format!("{want}\n"),
-        out,
-        "kernel.shm_rmid_forced inside the pod"
-    );
-    ensure_eq!(
-        host_shm,
-        std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap_or_default(),
-        "the host's kernel.shm_rmid_forced"
-    );
+async fn stop_kills_containers(cx: &Cx) -> Result<(), CaseError> {
+    let (image, _) = cx.step("pull probe", kit::pull(cx, "probe")).await?;
+    let (pod, _, ctr, _) =
+        kit::pod_with_container(cx, &image, &["/bin/probe", "sleep", "inf"]).await?;
+    cx.step(
+        "container running",
+        kit::wait_state(
+            "container.state.running",
+            cx,
+            &ctr,
+            cri::ContainerState::ContainerRunning,
+            Duration::from_secs(10),
+        ),
+    )
+    .await?;
+    cx.step("stop pod", kit::stop_pod(cx, &pod)).await?;
+    cx.step(
+        "container exited",
+        kit::wait_state(
+            "pod.stop.containers_exited",
+            cx,
+            &ctr,
+            cri::ContainerState::ContainerExited,
+            Duration::from_secs(10),
+        ),
+    )
+    .await?;
     Ok(())
+}
+
+async fn remove_running(cx: &Cx) -> Result<(), CaseError> {
+    let (image, _) = cx.step("pull probe", kit::pull(cx, "probe")).await?;
+    let (pod, _, ctr, _) =
+        kit::pod_with_container(cx, &image, &["/bin/probe", "sleep", "inf"]).await?;
+    cx.step("stop and remove pod, its container still running", async {
+        kit::stop_pod(cx, &pod).await?;
+        kit::remove_pod(cx, &pod).await
+    })
+    .await?;
+    cx.step("its container is gone", async {
+        let s = kit::expect_err(
+            "pod.remove.container_removed",
+            cx.cri()
+                .container_status(cri::ContainerStatusRequest {
+                    container_id: ctr.clone(),
+                    verbose: false,
+                })
+                .await,
+            "ContainerStatus after its sandbox was removed",
+        )?;
+        ensure_code(
+            "pod.remove.container_not_found",
+            Code::NotFound,
+            &s,
+            "ContainerStatus after its sandbox was removed",
+        )
+    })
+    .await
+}
+
+async fn status_unknown(cx: &Cx) -> Result<(), CaseError> {
+    let id = "0".repeat(64);
+    cx.step("status of an unknown id", async {
+        let s = kit::expect_err(
+            "pod.status.unknown_is_error",
+            cx.cri()
+                .pod_sandbox_status(cri::PodSandboxStatusRequest {
+                    pod_sandbox_id: id.clone(),
+                    verbose: false,
+                })
+                .await,
+            "PodSandboxStatus of an unknown id",
+        )?;
+        ensure_code(
+            "pod.status.unknown_not_found",
+            Code::NotFound,
+            &s,
+            "PodSandboxStatus of an unknown id",
+        )
+    })
+    .await
 }

@@ -1,11 +1,22 @@
-//! Area `runtime`: what a runtime says about itself (Version, Status) and how it answers
-//! calls it does not know.
+//! Area `runtime`: what a runtime says about itself (Version, Status, RuntimeConfig, its
+//! metrics), whether it takes runtime configuration, and how it answers calls it does not
+//! know. Metrics RPCs are optional: Unimplemented is a skip, not a failure.
 
 use std::time::Duration;
 
-use cricket_harness::cri;
-use cricket_harness::{CaseDef, CaseError, Cx, Req, Suite, Tag, case_fn, ensure, ensure_eq};
+use cricket_harness::{
+    CaseDef, CaseError, Cx, Failure, FailureKind, Req, Suite, Tag, case_fn, cri, ensure, ensure_eq,
+};
 use tonic::Code;
+
+const RUNTIME_CONFIG: Req = Req {
+    rpc: "RuntimeConfig",
+    rule: "It is the expectation of the Kubelet that these fields are static for the lifecycle of the Kubelet.",
+};
+const UPDATE_CONFIG: Req = Req {
+    rpc: "UpdateRuntimeConfig",
+    rule: "UpdateRuntimeConfig updates the runtime configuration based on the given request.",
+};
 
 pub const CASES: &[CaseDef] = &[
     CaseDef {
@@ -87,6 +98,68 @@ pub const CASES: &[CaseDef] = &[
         timeout: Duration::from_secs(30),
         run: case_fn!(unknown_method),
     },
+    CaseDef {
+        id: "runtime.config.cgroup_driver",
+        suite: Suite::Conformance,
+        summary: "RuntimeConfig names a cgroup driver (systemd or cgroupfs) and says the same on every call",
+        reqs: &[RUNTIME_CONFIG],
+        tags: &[Tag::Conformance],
+        needs: &[],
+        timeout: Duration::from_secs(30),
+        run: case_fn!(cgroup_driver),
+    },
+    CaseDef {
+        id: "runtime.update_config.pod_cidr",
+        suite: Suite::Conformance,
+        summary: "UpdateRuntimeConfig accepts a pod CIDR",
+        reqs: &[UPDATE_CONFIG],
+        tags: &[Tag::Conformance, Tag::Network],
+        needs: &[],
+        timeout: Duration::from_secs(30),
+        run: case_fn!(update_config),
+    },
+    CaseDef {
+        id: "runtime.update_config.bad_cidr",
+        suite: Suite::Conformance,
+        summary: "UpdateRuntimeConfig refuses a pod CIDR that is not one",
+        reqs: &[UPDATE_CONFIG],
+        tags: &[Tag::Conformance, Tag::Negative],
+        needs: &[],
+        timeout: Duration::from_secs(30),
+        run: case_fn!(update_config_bad),
+    },
+    CaseDef {
+        id: "runtime.metrics.descriptors_cover_metrics",
+        suite: Suite::Conformance,
+        summary: "every metric ListPodSandboxMetrics returns is described by ListMetricDescriptors (skipped when unimplemented)",
+        reqs: &[
+            Req {
+                rpc: "ListMetricDescriptors",
+                rule: "if ListPodSandboxMetrics references a name that is not described in the initial ListMetricDescriptors call, then the metric will not be broadcasted.",
+            },
+            Req {
+                rpc: "ListPodSandboxMetrics",
+                rule: "ListPodSandboxMetrics gets pod sandbox metrics from CRI Runtime",
+            },
+        ],
+        tags: &[Tag::Conformance, Tag::Stats],
+        needs: &[],
+        timeout: Duration::from_secs(30),
+        run: case_fn!(metrics),
+    },
+    CaseDef {
+        id: "runtime.metrics.stream_matches_list",
+        suite: Suite::Conformance,
+        summary: "StreamPodSandboxMetrics yields the ListPodSandboxMetrics items, each once (skipped when unimplemented)",
+        reqs: &[Req {
+            rpc: "StreamPodSandboxMetrics",
+            rule: "Each item must appear in exactly one response and must not be duplicated across responses in the same stream.",
+        }],
+        tags: &[Tag::Conformance, Tag::Stats, Tag::Streaming],
+        needs: &[],
+        timeout: Duration::from_secs(30),
+        run: case_fn!(metrics_stream),
+    },
 ];
 
 /// Lenient semver as the CRI uses it: an optional `v`, one to three dot-separated numbers,
@@ -124,17 +197,24 @@ async fn version_fields(cx: &Cx) -> Result<(), CaseError> {
         })
         .await?;
     cx.step("check fields", async {
-        ensure!(!v.version.is_empty(), "VersionResponse.version is empty");
         ensure!(
+            "runtime.version.version_set",
+            !v.version.is_empty(),
+            "VersionResponse.version is empty"
+        );
+        ensure!(
+            "runtime.version.runtime_name_set",
             !v.runtime_name.is_empty(),
             "VersionResponse.runtime_name is empty"
         );
         ensure!(
+            "runtime.version.runtime_version_semver",
             semver_compatible(&v.runtime_version),
             "runtime_version {:?} is not semver-compatible",
             v.runtime_version
         );
         ensure!(
+            "runtime.version.api_version_semver",
             semver_compatible(&v.runtime_api_version),
             "runtime_api_version {:?} is not semver-compatible",
             v.runtime_api_version
@@ -146,6 +226,7 @@ async fn version_fields(cx: &Cx) -> Result<(), CaseError> {
             .next()
             .unwrap_or_default();
         ensure_eq!(
+            "runtime.version.api_major_1",
             "1",
             major,
             "major of runtime_api_version {:?} on the runtime.v1 service",
@@ -182,6 +263,7 @@ async fn status_conditions(cx: &Cx) -> Result<(), CaseError> {
         let types: Vec<&str> = conditions.iter().map(|c| c.r#type.as_str()).collect();
         for required in ["RuntimeReady", "NetworkReady"] {
             ensure!(
+                "runtime.status.required_condition",
                 types.contains(&required),
                 "required condition {required} missing; conditions: {types:?}"
             );
@@ -189,6 +271,7 @@ async fn status_conditions(cx: &Cx) -> Result<(), CaseError> {
         for c in conditions {
             if !c.reason.is_empty() || !c.status {
                 ensure!(
+                    "runtime.status.reason_camel_case",
                     is_camel_case(&c.reason),
                     "condition {} (status {}) has reason {:?}, not a CamelCase word",
                     c.r#type,
@@ -204,6 +287,7 @@ async fn status_conditions(cx: &Cx) -> Result<(), CaseError> {
         let mut keys: Vec<&String> = st.info.keys().collect();
         keys.sort();
         ensure_eq!(
+            "runtime.status.info_empty_without_verbose",
             Vec::<&String>::new(),
             keys,
             "StatusResponse.info keys with verbose=false"
@@ -228,9 +312,10 @@ async fn status_verbose_info(cx: &Cx) -> Result<(), CaseError> {
         for (k, v) in &st.info {
             if let Err(e) = parse_json(v) {
                 let shown: String = v.chars().take(120).collect();
-                return Err(CaseError::fail(format!(
-                    "info[{k:?}] is not JSON ({e}): {shown:?}"
-                )));
+                return Err(CaseError::fail(
+                    "runtime.status.info_json",
+                    format!("info[{k:?}] is not JSON ({e}): {shown:?}"),
+                ));
             }
         }
         Ok(())
@@ -249,12 +334,16 @@ async fn unknown_method(cx: &Cx) -> Result<(), CaseError> {
     const PATH: &str = "/runtime.v1.RuntimeService/CricketNoSuchMethod";
     cx.step("call an unknown RuntimeService method", async {
         let status = cx.cri().call_raw_unary(PATH).await;
-        ensure_eq!(
-            Code::Unimplemented,
-            status.code(),
-            "status of {PATH} ({})",
-            status.message()
-        );
+        if status.code() != Code::Unimplemented {
+            let mut f = Failure::new(
+                FailureKind::Status,
+                "runtime.unknown_method.unimplemented",
+                format!("status of {PATH} ({})", status.message()),
+            );
+            f.expected = Some(format!("{:?}", Code::Unimplemented));
+            f.actual = Some(format!("{:?}", status.code()));
+            return Err(f.into());
+        }
         Ok(())
     })
     .await?;
@@ -268,76 +357,6 @@ async fn unknown_method(cx: &Cx) -> Result<(), CaseError> {
     })
     .await
 }
-
-const RUNTIME_CONFIG: Req = Req {
-    rpc: "RuntimeConfig",
-    rule: "It is the expectation of the Kubelet that these fields are static for the lifecycle of the Kubelet.",
-};
-const UPDATE_CONFIG: Req = Req {
-    rpc: "UpdateRuntimeConfig",
-    rule: "UpdateRuntimeConfig updates the runtime configuration based on the given request.",
-};
-
-/// Configuration and optional-feature RPCs of the runtime.
-pub const CONFIG_CASES: &[CaseDef] = &[
-    super::case(
-        "runtime.config.cgroup_driver",
-        "RuntimeConfig names a cgroup driver (systemd or cgroupfs) and says the same on every call",
-        &[RUNTIME_CONFIG],
-        &[Tag::Conformance],
-        &[],
-        30,
-        case_fn!(cgroup_driver),
-    ),
-    super::case(
-        "runtime.update_config.pod_cidr",
-        "UpdateRuntimeConfig accepts a pod CIDR",
-        &[UPDATE_CONFIG],
-        &[Tag::Conformance, Tag::Network],
-        &[],
-        30,
-        case_fn!(update_config),
-    ),
-    super::case(
-        "runtime.update_config.bad_cidr",
-        "UpdateRuntimeConfig refuses a pod CIDR that is not one",
-        &[UPDATE_CONFIG],
-        &[Tag::Conformance, Tag::Negative],
-        &[],
-        30,
-        case_fn!(update_config_bad),
-    ),
-    super::case(
-        "runtime.metrics.descriptors_cover_metrics",
-        "every metric ListPodSandboxMetrics returns is described by ListMetricDescriptors (skipped when unimplemented)",
-        &[
-            Req {
-                rpc: "ListMetricDescriptors",
-                rule: "if ListPodSandboxMetrics references a name that is not described in the initial ListMetricDescriptors call, then the metric will not be broadcasted.",
-            },
-            Req {
-                rpc: "ListPodSandboxMetrics",
-                rule: "ListPodSandboxMetrics gets pod sandbox metrics from CRI Runtime",
-            },
-        ],
-        &[Tag::Conformance, Tag::Stats],
-        &[],
-        30,
-        case_fn!(metrics),
-    ),
-    super::case(
-        "runtime.metrics.stream_matches_list",
-        "StreamPodSandboxMetrics yields the ListPodSandboxMetrics items, each once (skipped when unimplemented)",
-        &[Req {
-            rpc: "StreamPodSandboxMetrics",
-            rule: "Each item must appear in exactly one response and must not be duplicated across responses in the same stream.",
-        }],
-        &[Tag::Conformance, Tag::Stats, Tag::Streaming],
-        &[],
-        30,
-        case_fn!(metrics_stream),
-    ),
-];
 
 fn skip_unimplemented(s: tonic::Status, rpc: &str) -> CaseError {
     if s.code() == Code::Unimplemented {
@@ -366,12 +385,14 @@ async fn cgroup_driver(cx: &Cx) -> Result<(), CaseError> {
         .await?;
     let driver = first.linux.as_ref().map(|l| l.cgroup_driver);
     ensure!(
+        "runtime.config.cgroup_driver_known",
         driver
             .is_some_and(|d| d == cri::CgroupDriver::Systemd as i32
                 || d == cri::CgroupDriver::Cgroupfs as i32),
         "cgroup driver {driver:?} is neither SYSTEMD nor CGROUPFS"
     );
     ensure_eq!(
+        "runtime.config.cgroup_driver_static",
         driver,
         second.linux.map(|l| l.cgroup_driver),
         "cgroup driver on a second call"
@@ -408,6 +429,7 @@ async fn update_config_bad(cx: &Cx) -> Result<(), CaseError> {
             .await
         {
             Ok(_) => Err(CaseError::mismatch(
+                "runtime.update_config.bad_cidr_refused",
                 "a malformed pod CIDR was accepted",
                 "an error status",
                 "OK",
@@ -438,6 +460,7 @@ async fn metrics(cx: &Cx) -> Result<(), CaseError> {
             .chain(pod.container_metrics.iter().flat_map(|c| c.metrics.iter()))
         {
             ensure!(
+                "runtime.metrics.described",
                 names.contains(&m.name),
                 "metric {:?} has no descriptor",
                 m.name
@@ -469,7 +492,12 @@ async fn metrics_stream(cx: &Cx) -> Result<(), CaseError> {
         .collect();
     listed.sort();
     streamed.sort();
-    ensure_eq!(listed, streamed, "streamed vs listed sandbox ids");
+    ensure_eq!(
+        "runtime.metrics.stream_matches_list",
+        listed,
+        streamed,
+        "streamed vs listed sandbox ids"
+    );
     Ok(())
 }
 

@@ -1,10 +1,13 @@
-//! Area `stats`: container stats by id and by filter; CPU and memory that really move.
+//! Area `stats`: container and pod sandbox stats by id and by filter; CPU and memory that
+//! really move.
 
 use std::time::{Duration, Instant};
 
-use cricket_harness::{CaseDef, CaseError, Cx, Need, Req, Tag, case_fn, cri, ensure, ensure_eq};
+use cricket_harness::{
+    CaseDef, CaseError, Cx, Need, Req, Suite, Tag, case_fn, cri, ensure, ensure_eq,
+};
 
-use super::{case, util};
+use crate::kit;
 
 const STATS: Req = Req {
     rpc: "ContainerStats",
@@ -14,55 +17,88 @@ const LIST: Req = Req {
     rpc: "ListContainerStats",
     rule: "ListContainerStats returns stats of all running containers.",
 };
+const POD_STATS: Req = Req {
+    rpc: "PodSandboxStats",
+    rule: "PodSandboxStats returns stats of the pod sandbox. If the pod sandbox does not exist, the call returns an error.",
+};
+const LIST_POD_STATS: Req = Req {
+    rpc: "ListPodSandboxStats",
+    rule: "ListPodSandboxStats returns stats of the pod sandboxes matching a filter.",
+};
 const T: &[Tag] = &[Tag::Conformance, Tag::Stats];
 const WAIT: Duration = Duration::from_secs(30);
 
 pub const CASES: &[CaseDef] = &[
-    case(
-        "stats.container.attributes",
-        "ContainerStats names the container and carries CPU and memory samples with timestamps",
-        &[STATS],
-        T,
-        &[Need::Cgroups],
-        60,
-        case_fn!(attributes),
-    ),
-    case(
-        "stats.container.unknown_id",
-        "ContainerStats of an unknown container is an error",
-        &[STATS],
-        &[Tag::Conformance, Tag::Stats, Tag::Negative],
-        &[],
-        30,
-        case_fn!(unknown),
-    ),
-    case(
-        "stats.list.filters",
-        "ListContainerStats filters by id, sandbox and labels",
-        &[LIST],
-        T,
-        &[Need::Cgroups],
-        60,
-        case_fn!(list_filters),
-    ),
-    case(
-        "stats.cpu.grows_under_load",
-        "CPU usage of a spinning container grows, and timestamps advance",
-        &[STATS],
-        T,
-        &[Need::Cgroups],
-        60,
-        case_fn!(cpu_grows),
-    ),
-    case(
-        "stats.memory.grows_with_allocation",
-        "the working set of a container holding 64 MiB is at least 64 MiB",
-        &[STATS],
-        T,
-        &[Need::Cgroups],
-        60,
-        case_fn!(memory_grows),
-    ),
+    CaseDef {
+        id: "stats.container.attributes",
+        suite: Suite::Conformance,
+        summary: "ContainerStats names the container and carries CPU and memory samples with timestamps",
+        reqs: &[STATS],
+        tags: T,
+        needs: &[Need::Cgroups],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(attributes),
+    },
+    CaseDef {
+        id: "stats.container.unknown_id",
+        suite: Suite::Conformance,
+        summary: "ContainerStats of an unknown container is an error",
+        reqs: &[STATS],
+        tags: &[Tag::Conformance, Tag::Stats, Tag::Negative],
+        needs: &[],
+        timeout: Duration::from_secs(30),
+        run: case_fn!(unknown),
+    },
+    CaseDef {
+        id: "stats.list.filters",
+        suite: Suite::Conformance,
+        summary: "ListContainerStats filters by id, sandbox and labels",
+        reqs: &[LIST],
+        tags: T,
+        needs: &[Need::Cgroups],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(list_filters),
+    },
+    CaseDef {
+        id: "stats.cpu.grows_under_load",
+        suite: Suite::Conformance,
+        summary: "CPU usage of a spinning container grows, and timestamps advance",
+        reqs: &[STATS],
+        tags: T,
+        needs: &[Need::Cgroups],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(cpu_grows),
+    },
+    CaseDef {
+        id: "stats.memory.grows_with_allocation",
+        suite: Suite::Conformance,
+        summary: "the working set of a container holding 64 MiB is at least 64 MiB",
+        reqs: &[STATS],
+        tags: T,
+        needs: &[Need::Cgroups],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(memory_grows),
+    },
+    CaseDef {
+        id: "stats.pod.sandbox",
+        suite: Suite::Conformance,
+        summary: "PodSandboxStats names the sandbox and includes its running container",
+        reqs: &[POD_STATS],
+        tags: T,
+        needs: &[Need::Cgroups],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(pod_sandbox_stats),
+    },
+    CaseDef {
+        id: "stats.pod.list_filters",
+        suite: Suite::Conformance,
+        summary: "ListPodSandboxStats filters by id and label selector",
+        reqs: &[LIST_POD_STATS],
+        tags: T,
+        needs: &[Need::Cgroups],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(list_pod_stats),
+    },
 ];
 
 async fn stats(cx: &Cx, id: &str) -> Result<cri::ContainerStats, CaseError> {
@@ -72,18 +108,29 @@ async fn stats(cx: &Cx, id: &str) -> Result<cri::ContainerStats, CaseError> {
         })
         .await?
         .stats
-        .ok_or_else(|| CaseError::fail("ContainerStatsResponse.stats is empty"))
+        .ok_or_else(|| {
+            CaseError::fail(
+                "stats.container.present",
+                "ContainerStatsResponse.stats is empty",
+            )
+        })
 }
 
 async fn running(
     cx: &Cx,
     cmd: &[&str],
 ) -> Result<(String, String, cri::ContainerConfig), CaseError> {
-    let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
-    let (pod, _, id, config) = util::pod_with_container(cx, &image, cmd).await?;
+    let (image, _) = cx.step("pull probe", kit::pull(cx, "probe")).await?;
+    let (pod, _, id, config) = kit::pod_with_container(cx, &image, cmd).await?;
     cx.step(
         "running",
-        util::wait_state(cx, &id, cri::ContainerState::ContainerRunning, WAIT),
+        kit::wait_state(
+            "container.state.running",
+            cx,
+            &id,
+            cri::ContainerState::ContainerRunning,
+            WAIT,
+        ),
     )
     .await?;
     Ok((pod, id, config))
@@ -105,14 +152,23 @@ async fn attributes(cx: &Cx) -> Result<(), CaseError> {
     let a = s
         .attributes
         .clone()
-        .ok_or_else(|| CaseError::fail("stats have no attributes"))?;
-    ensure_eq!(id, a.id, "attributes.id");
-    ensure_eq!(config.metadata, a.metadata, "attributes.metadata");
+        .ok_or_else(|| {
+            CaseError::fail("stats.container.attributes_present", "stats have no attributes")
+        })?;
+    ensure_eq!("stats.container.attributes_id", id, a.id, "attributes.id");
+    ensure_eq!(
+        "stats.container.attributes_metadata",
+        config.metadata,
+        a.metadata,
+        "attributes.metadata"
+    );
     ensure!(
+        "stats.container.cpu_sample",
         s.cpu.as_ref().is_some_and(|c| c.timestamp > 0),
         "cpu sample missing or without timestamp"
     );
     ensure!(
+        "stats.container.memory_sample",
         s.memory.as_ref().is_some_and(|m| m.timestamp > 0),
         "memory sample missing or without timestamp"
     );
@@ -120,7 +176,8 @@ async fn attributes(cx: &Cx) -> Result<(), CaseError> {
 }
 
 async fn unknown(cx: &Cx) -> Result<(), CaseError> {
-    util::expect_err(
+    kit::expect_err(
+        "stats.container.unknown_id_is_error",
         cx.cri()
             .container_stats(cri::ContainerStatsRequest {
                 container_id: "0".repeat(64),
@@ -148,6 +205,7 @@ async fn list_filters(cx: &Cx) -> Result<(), CaseError> {
         )
     };
     ensure_eq!(
+        "stats.list.filter_by_id",
         vec![id.clone()],
         ids(cri::ContainerStatsFilter {
             id: id.clone(),
@@ -157,6 +215,7 @@ async fn list_filters(cx: &Cx) -> Result<(), CaseError> {
         "filter by id"
     );
     ensure_eq!(
+        "stats.list.filter_by_sandbox",
         vec![id.clone()],
         ids(cri::ContainerStatsFilter {
             pod_sandbox_id: pod.clone(),
@@ -168,6 +227,7 @@ async fn list_filters(cx: &Cx) -> Result<(), CaseError> {
     let none =
         std::collections::HashMap::from([("cricket.test/none".to_string(), "x".to_string())]);
     ensure_eq!(
+        "stats.list.filter_non_matching_label",
         Vec::<String>::new(),
         ids(cri::ContainerStatsFilter {
             label_selector: none,
@@ -181,6 +241,7 @@ async fn list_filters(cx: &Cx) -> Result<(), CaseError> {
         .list_container_stats(cri::ListContainerStatsRequest { filter: None })
         .await?;
     ensure!(
+        "stats.list.nil_filter_lists_running",
         all.stats
             .iter()
             .any(|s| s.attributes.as_ref().is_some_and(|a| a.id == id)),
@@ -202,6 +263,7 @@ async fn cpu_grows(cx: &Cx) -> Result<(), CaseError> {
         }
         if Instant::now() > deadline {
             return Err(CaseError::mismatch(
+                "stats.cpu.usage_grows",
                 "CPU usage of a spinning container did not grow",
                 format!("> {c0} ns after t={t0}"),
                 format!("{c1} ns at t={t1}"),
@@ -212,12 +274,17 @@ async fn cpu_grows(cx: &Cx) -> Result<(), CaseError> {
 }
 
 async fn memory_grows(cx: &Cx) -> Result<(), CaseError> {
-    let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
+    let (image, _) = cx.step("pull probe", kit::pull(cx, "probe")).await?;
     let (_, pod_cfg, id, config) =
-        util::pod_with_container(cx, &image, &["/bin/probe", "hog", "64"]).await?;
+        kit::pod_with_container(cx, &image, &["/bin/probe", "hog", "64"]).await?;
     cx.step(
         "allocated",
-        util::wait_log(&util::log_file(&pod_cfg, &config), "allocated 64 MiB", WAIT),
+        kit::wait_log(
+            "stats.memory.hog_allocated",
+            &kit::log_file(&pod_cfg, &config),
+            "allocated 64 MiB",
+            WAIT,
+        ),
     )
     .await?;
     let s = cx.step("stats", stats(cx, &id)).await?;
@@ -228,41 +295,12 @@ async fn memory_grows(cx: &Cx) -> Result<(), CaseError> {
         .map(|v| v.value)
         .unwrap_or(0);
     ensure!(
+        "stats.memory.working_set_covers_allocation",
         ws >= 64 << 20,
         "working set is {ws} bytes while the container holds 64 MiB"
     );
     Ok(())
 }
-
-const POD_STATS: Req = Req {
-    rpc: "PodSandboxStats",
-    rule: "PodSandboxStats returns stats of the pod sandbox. If the pod sandbox does not exist, the call returns an error.",
-};
-const LIST_POD_STATS: Req = Req {
-    rpc: "ListPodSandboxStats",
-    rule: "ListPodSandboxStats returns stats of the pod sandboxes matching a filter.",
-};
-
-pub const POD_CASES: &[CaseDef] = &[
-    case(
-        "stats.pod.sandbox",
-        "PodSandboxStats names the sandbox and includes its running container",
-        &[POD_STATS],
-        T,
-        &[Need::Cgroups],
-        60,
-        case_fn!(pod_sandbox_stats),
-    ),
-    case(
-        "stats.pod.list_filters",
-        "ListPodSandboxStats filters by id and label selector",
-        &[LIST_POD_STATS],
-        T,
-        &[Need::Cgroups],
-        60,
-        case_fn!(list_pod_stats),
-    ),
-];
 
 async fn pod_sandbox_stats(cx: &Cx) -> Result<(), CaseError> {
     let (pod, id, _) = running(cx, &["/bin/probe", "sleep", "inf"]).await?;
@@ -277,20 +315,25 @@ async fn pod_sandbox_stats(cx: &Cx) -> Result<(), CaseError> {
         })
         .await?
         .stats
-        .ok_or_else(|| CaseError::fail("PodSandboxStatsResponse.stats is empty"))?;
+        .ok_or_else(|| {
+            CaseError::fail("stats.pod.present", "PodSandboxStatsResponse.stats is empty")
+        })?;
     ensure_eq!(
+        "stats.pod.attributes_id",
         Some(pod.clone()),
         s.attributes.as_ref().map(|a| a.id.clone()),
         "attributes.id"
     );
     let linux = s
         .linux
-        .ok_or_else(|| CaseError::fail("no linux pod stats"))?;
+        .ok_or_else(|| CaseError::fail("stats.pod.linux_present", "no linux pod stats"))?;
     ensure!(
+        "stats.pod.cpu_sample",
         linux.cpu.as_ref().is_some_and(|c| c.timestamp > 0),
         "pod cpu sample missing"
     );
     ensure!(
+        "stats.pod.includes_container",
         linux
             .containers
             .iter()
@@ -315,6 +358,7 @@ async fn list_pod_stats(cx: &Cx) -> Result<(), CaseError> {
         )
     };
     ensure_eq!(
+        "stats.pod_list.filter_by_id",
         vec![pod.clone()],
         ids(cri::PodSandboxStatsFilter {
             id: pod.clone(),
@@ -324,6 +368,7 @@ async fn list_pod_stats(cx: &Cx) -> Result<(), CaseError> {
         "filter by id"
     );
     ensure_eq!(
+        "stats.pod_list.filter_by_label",
         vec![pod.clone()],
         ids(cri::PodSandboxStatsFilter {
             label_selector: cx.labels(),
@@ -335,6 +380,7 @@ async fn list_pod_stats(cx: &Cx) -> Result<(), CaseError> {
     let none =
         std::collections::HashMap::from([("cricket.test/none".to_string(), "x".to_string())]);
     ensure_eq!(
+        "stats.pod_list.filter_non_matching_label",
         Vec::<String>::new(),
         ids(cri::PodSandboxStatsFilter {
             label_selector: none,

@@ -24,6 +24,31 @@ pub mod oracle {
     pub const HOST: &str = "host";
     /// Memory and open descriptors of the runtime stay bounded.
     pub const RESOURCES: &str = "resources";
+
+    /// Every oracle, gravest first: a run with several findings fails with the check of the
+    /// gravest, so an expectation pins the one that matters.
+    pub const ALL: &[&str] = &[ALIVE, HANG, REPLY, LEAK, RESOURCES, HOST];
+
+    /// The check id a finding of `oracle` fails with: `fuzz.<oracle>`.
+    pub fn check(oracle: &str) -> &'static str {
+        match oracle {
+            REPLY => "fuzz.reply",
+            HANG => "fuzz.hang",
+            ALIVE => "fuzz.alive",
+            LEAK => "fuzz.leak",
+            HOST => "fuzz.host",
+            RESOURCES => "fuzz.resources",
+            _ => "fuzz.finding",
+        }
+    }
+
+    /// The check of the gravest of several findings' oracles.
+    pub fn gravest<'a>(oracles: impl IntoIterator<Item = &'a str>) -> &'static str {
+        oracles
+            .into_iter()
+            .min_by_key(|o| ALL.iter().position(|a| a == o).unwrap_or(usize::MAX))
+            .map_or("fuzz.finding", check)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -180,6 +205,19 @@ pub fn smaller(body: &[u8]) -> Vec<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_oracle_fails_with_its_own_check() {
+        for o in oracle::ALL {
+            assert_eq!(oracle::check(o), format!("fuzz.{}", o.replace('-', "_")));
+            assert!(cricket_harness::failure::is_check_id(oracle::check(o)));
+        }
+        assert_eq!(
+            oracle::gravest([oracle::HOST, oracle::ALIVE, oracle::REPLY]),
+            "fuzz.alive"
+        );
+        assert_eq!(oracle::gravest([]), "fuzz.finding");
+    }
 
     #[test]
     fn hex_round_trips_and_refuses_junk() {

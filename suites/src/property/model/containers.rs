@@ -528,17 +528,22 @@ impl Model {
     }
 }
 
+/// The named check [`TIMESTAMPS_ORDERED`]: its divergence carries its own check id, so a
+/// target that breaks it can tolerate it or pin it.
 fn check_times(i: usize, state: CState, s: &StatusFields) -> Result<(), Divergence> {
     let bad = |what: &str| {
-        Err(diverge(
-            rule::TIMES,
-            format!("container#{i} ({state}): {what}"),
-            "created_at > 0; started_at set once started; finished_at set once exited, not before started_at",
-            format!(
-                "created_at {}, started_at {}, finished_at {}",
-                s.created_at, s.started_at, s.finished_at
-            ),
-        ))
+        Err(Divergence {
+            check: TIMESTAMPS_ORDERED_CHECK,
+            ..diverge(
+                rule::TIMES,
+                format!("container#{i} ({state}): {what}"),
+                "created_at > 0; started_at set once started; finished_at set once exited, not before started_at",
+                format!(
+                    "created_at {}, started_at {}, finished_at {}",
+                    s.created_at, s.started_at, s.finished_at
+                ),
+            )
+        })
     };
     if s.created_at <= 0 {
         return bad("no creation time");

@@ -93,6 +93,7 @@ fn stop_of_an_exited_container_must_succeed() {
         err(Code::FailedPrecondition),
     );
     assert_eq!(d.rule, rule::STOP);
+    assert_eq!(d.check, MODEL_DIVERGED);
     // Stopping twice after a successful stop is the same rule.
     let mut m = started(Cmd::Pause);
     ok(
@@ -487,4 +488,34 @@ fn exec_needs_a_running_container_and_returns_its_output() {
             stdout: b"5\n".to_vec(),
         },
     );
+}
+
+#[test]
+fn a_named_check_fails_with_its_own_id_unless_tolerated() {
+    for (name, check, _) in TOLERABLE {
+        assert_eq!(*check, format!("property.{}", name.replace('-', "_")));
+        assert!(cricket_harness::failure::is_check_id(check), "{check}");
+    }
+    assert!(cricket_harness::failure::is_check_id(MODEL_DIVERGED));
+    // Finished before it started.
+    let finished_first = |m: &Model| {
+        let mut v = ctr_view(m, 0, CState::Exited, 3);
+        if let Some(s) = &mut v.status {
+            s.started_at = 5;
+        }
+        Reply::ContainerStatus(v)
+    };
+    let status = Call::ContainerStatus {
+        container: Ref::Slot(0),
+    };
+    let mut m = started(Cmd::Exit(3));
+    let reply = finished_first(&m);
+    let d = diverges(&mut m, status, reply);
+    assert_eq!(d.check, TIMESTAMPS_ORDERED_CHECK);
+    assert_eq!(d.rule, rule::TIMES);
+    let mut m = started(Cmd::Exit(3));
+    m.tolerate.insert(TIMESTAMPS_ORDERED.to_string());
+    let reply = finished_first(&m);
+    ok(&mut m, status, reply);
+    assert_eq!(m.tolerated.get(TIMESTAMPS_ORDERED), Some(&1));
 }

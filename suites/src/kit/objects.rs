@@ -1,10 +1,6 @@
-//! Building blocks shared by conformance cases: configs that carry the run's labels and
-//! unique names, pulling through the fixture catalogue, waiting on state with a deadline, and
-//! reading CRI-format container logs.
-
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+//! CRI objects as every suite makes them: configs that carry the run's labels and unique
+//! names, pulls through the fixture catalogue, and one call per lifecycle step that turns an
+//! unexpected status into a failure naming the RPC.
 
 use cricket_harness::{CaseError, Cx, cri};
 
@@ -12,8 +8,12 @@ use cricket_harness::{CaseError, Cx, cri};
 /// scratch space.
 pub fn pod_config(cx: &Cx, name: &str) -> Result<cri::PodSandboxConfig, CaseError> {
     let log_dir = cx.scratch()?.join("pod-logs").join(cx.unique_name(name));
-    std::fs::create_dir_all(&log_dir)
-        .map_err(|e| CaseError::fail(format!("cannot create {}: {e}", log_dir.display())))?;
+    std::fs::create_dir_all(&log_dir).map_err(|e| {
+        CaseError::harness(
+            "harness.scratch",
+            format!("cannot create {}: {e}", log_dir.display()),
+        )
+    })?;
     // api.proto: "Hostname could only be empty when the pod network namespace is NODE."
     let pod_name = cx.unique_name(name);
     let hostname: String = pod_name.chars().take(63).collect();
@@ -73,9 +73,10 @@ pub async fn pull(cx: &Cx, name: &str) -> Result<(String, String), CaseError> {
         })
         .await?;
     if resp.image_ref.is_empty() {
-        return Err(CaseError::fail(format!(
-            "PullImage of {reference} returned an empty image_ref"
-        )));
+        return Err(CaseError::fail(
+            "image.pull.image_ref_set",
+            format!("PullImage of {reference} returned an empty image_ref"),
+        ));
     }
     Ok((reference, resp.image_ref))
 }
@@ -119,98 +120,12 @@ pub async fn container_status(cx: &Cx, id: &str) -> Result<cri::ContainerStatus,
         })
         .await?
         .status
-        .ok_or_else(|| CaseError::fail(format!("ContainerStatus of {id} has no status")))
-}
-
-/// Polls ContainerStatus until the container is in `state`, for at most `within`.
-pub async fn wait_state(
-    cx: &Cx,
-    id: &str,
-    state: cri::ContainerState,
-    within: Duration,
-) -> Result<cri::ContainerStatus, CaseError> {
-    let start = Instant::now();
-    let mut pause = Duration::from_millis(1);
-    loop {
-        let st = container_status(cx, id).await?;
-        if st.state == state as i32 {
-            return Ok(st);
-        }
-        if start.elapsed() >= within {
-            return Err(CaseError::mismatch(
-                format!(
-                    "container {id} did not reach {} within {within:?}",
-                    state.as_str_name()
-                ),
-                state.as_str_name(),
-                cri::ContainerState::try_from(st.state)
-                    .map(|s| s.as_str_name())
-                    .unwrap_or("unknown"),
-            ));
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 3 / 2).min(Duration::from_millis(25));
-    }
-}
-
-/// One line of a CRI container log: `<RFC3339Nano> <stdout|stderr> <F|P> <message>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogLine {
-    pub timestamp: String,
-    pub stream: String,
-    pub tag: String,
-    pub message: String,
-}
-
-/// Parses a CRI log file; a malformed line is an error naming it.
-pub fn parse_log(text: &str) -> Result<Vec<LogLine>, String> {
-    text.lines()
-        .enumerate()
-        .map(|(i, l)| {
-            let mut parts = l.splitn(4, ' ');
-            let (Some(ts), Some(stream), Some(tag)) = (parts.next(), parts.next(), parts.next())
-            else {
-                return Err(format!(
-                    "log line {}: {l:?} is not `<time> <stream> <tag> <message>`",
-                    i + 1
-                ));
-            };
-            if !matches!(stream, "stdout" | "stderr")
-                || !matches!(tag, "F" | "P")
-                || !ts.contains('T')
-            {
-                return Err(format!("log line {}: {l:?} is not in CRI format", i + 1));
-            }
-            Ok(LogLine {
-                timestamp: ts.into(),
-                stream: stream.into(),
-                tag: tag.into(),
-                message: parts.next().unwrap_or_default().into(),
-            })
+        .ok_or_else(|| {
+            CaseError::fail(
+                "container.status.present",
+                format!("ContainerStatus of {id} has no status"),
+            )
         })
-        .collect()
-}
-
-/// The host path of a container's log.
-pub fn log_file(pod: &cri::PodSandboxConfig, container: &cri::ContainerConfig) -> PathBuf {
-    Path::new(&pod.log_directory).join(&container.log_path)
-}
-
-/// Reads and parses a container log; the full messages joined (partial lines rejoined).
-pub fn read_log(path: &Path) -> Result<(Vec<LogLine>, HashMap<String, String>), CaseError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        CaseError::fail(format!("cannot read container log {}: {e}", path.display()))
-    })?;
-    let lines = parse_log(&text).map_err(CaseError::fail)?;
-    let mut by_stream: HashMap<String, String> = HashMap::new();
-    for l in &lines {
-        let s = by_stream.entry(l.stream.clone()).or_default();
-        s.push_str(&l.message);
-        if l.tag == "F" {
-            s.push('\n');
-        }
-    }
-    Ok((lines, by_stream))
 }
 
 /// A pod with one probe container created from `command` and started; returns
@@ -302,38 +217,23 @@ pub async fn pod_status(cx: &Cx, id: &str) -> Result<cri::PodSandboxStatus, Case
         })
         .await?
         .status
-        .ok_or_else(|| CaseError::fail(format!("PodSandboxStatus of {id} has no status")))
+        .ok_or_else(|| {
+            CaseError::fail(
+                "pod.status.present",
+                format!("PodSandboxStatus of {id} has no status"),
+            )
+        })
 }
 
-/// Waits until `path` (a container log) contains `needle`, for at most `within`.
-pub async fn wait_log(path: &Path, needle: &str, within: Duration) -> Result<String, CaseError> {
-    let start = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        if text.contains(needle) {
-            return Ok(text);
-        }
-        if start.elapsed() >= within {
-            return Err(CaseError::mismatch(
-                format!(
-                    "{} did not show {needle:?} within {within:?}",
-                    path.display()
-                ),
-                needle,
-                text,
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// Expects a gRPC error; returns its code (a success is a failure of the case).
+/// Expects a gRPC error; returns it (a success fails the case at `check`).
 pub fn expect_err<T: std::fmt::Debug>(
+    check: &'static str,
     r: Result<T, tonic::Status>,
     what: &str,
 ) -> Result<tonic::Status, CaseError> {
     match r {
         Ok(v) => Err(CaseError::mismatch(
+            check,
             format!("{what} succeeded"),
             "an error status",
             format!("{v:?}"),
@@ -345,19 +245,4 @@ pub fn expect_err<T: std::fmt::Debug>(
 /// The image/request strings shared by cases.
 pub fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| x.to_string()).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_cri_log_lines() {
-        let text = "2026-01-01T00:00:00.000000001Z stdout F hello world\n2026-01-01T00:00:00.1Z stderr P part\n";
-        let lines = parse_log(text).expect("valid");
-        assert_eq!(lines[0].message, "hello world");
-        assert_eq!(lines[1].tag, "P");
-        assert!(parse_log("hello\n").is_err());
-        assert!(parse_log("2026-01-01T00:00:00Z stdin F x\n").is_err());
-    }
 }

@@ -3,53 +3,57 @@
 
 use std::time::Duration;
 
-use cricket_harness::{CaseDef, CaseError, Cx, Req, Tag, case_fn, cri, ensure};
+use cricket_harness::{CaseDef, CaseError, Cx, Req, Suite, Tag, case_fn, cri, ensure};
 
-use super::{case, util};
+use crate::kit;
 
 const T: &[Tag] = &[Tag::Conformance, Tag::Streaming];
 
 pub const CASES: &[CaseDef] = &[
-    case(
-        "streaming.exec.url",
-        "Exec on a running container returns an http(s) URL",
-        &[Req {
+    CaseDef {
+        id: "streaming.exec.url",
+        suite: Suite::Conformance,
+        summary: "Exec on a running container returns an http(s) URL",
+        reqs: &[Req {
             rpc: "Exec",
             rule: "Exec prepares a streaming endpoint to execute a command in the container.",
         }],
-        T,
-        &[],
-        60,
-        case_fn!(exec_url),
-    ),
-    case(
-        "streaming.attach.url",
-        "Attach to a running container returns an http(s) URL",
-        &[Req {
+        tags: T,
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(exec_url),
+    },
+    CaseDef {
+        id: "streaming.attach.url",
+        suite: Suite::Conformance,
+        summary: "Attach to a running container returns an http(s) URL",
+        reqs: &[Req {
             rpc: "Attach",
             rule: "Attach prepares a streaming endpoint to attach to a running container.",
         }],
-        T,
-        &[],
-        60,
-        case_fn!(attach_url),
-    ),
-    case(
-        "streaming.port_forward.url",
-        "PortForward for a ready sandbox returns an http(s) URL",
-        &[Req {
+        tags: T,
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(attach_url),
+    },
+    CaseDef {
+        id: "streaming.port_forward.url",
+        suite: Suite::Conformance,
+        summary: "PortForward for a ready sandbox returns an http(s) URL",
+        reqs: &[Req {
             rpc: "PortForward",
             rule: "PortForward prepares a streaming endpoint to forward ports from a PodSandbox.",
         }],
-        T,
-        &[],
-        60,
-        case_fn!(port_forward_url),
-    ),
+        tags: T,
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(port_forward_url),
+    },
 ];
 
 fn check_url(url: &str) -> Result<(), CaseError> {
     ensure!(
+        "streaming.url.http",
         url.starts_with("http://") || url.starts_with("https://"),
         "streaming URL {url:?} is not http(s)"
     );
@@ -57,12 +61,13 @@ fn check_url(url: &str) -> Result<(), CaseError> {
 }
 
 async fn running(cx: &Cx) -> Result<(String, String), CaseError> {
-    let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
+    let (image, _) = cx.step("pull probe", kit::pull(cx, "probe")).await?;
     let (pod, _, id, _) =
-        util::pod_with_container(cx, &image, &["/bin/probe", "sleep", "inf"]).await?;
+        kit::pod_with_container(cx, &image, &["/bin/probe", "sleep", "inf"]).await?;
     cx.step(
         "running",
-        util::wait_state(
+        kit::wait_state(
+            "container.state.running",
             cx,
             &id,
             cri::ContainerState::ContainerRunning,
@@ -81,7 +86,7 @@ async fn exec_url(cx: &Cx) -> Result<(), CaseError> {
                 .cri()
                 .exec(cri::ExecRequest {
                     container_id: id.clone(),
-                    cmd: util::s(&["/bin/probe", "true"]),
+                    cmd: kit::s(&["/bin/probe", "true"]),
                     stdout: true,
                     ..Default::default()
                 })
@@ -109,7 +114,7 @@ async fn attach_url(cx: &Cx) -> Result<(), CaseError> {
 }
 
 async fn port_forward_url(cx: &Cx) -> Result<(), CaseError> {
-    let (pod, _) = cx.step("run pod", util::run_pod(cx, "pf")).await?;
+    let (pod, _) = cx.step("run pod", kit::run_pod(cx, "pf")).await?;
     let r = cx
         .step("port forward", async {
             Ok(cx

@@ -3,51 +3,81 @@
 //! which is reported as a skip with that reason.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
-use cricket_harness::{CaseDef, CaseError, Cx, Req, Tag, case_fn, cri, ensure_eq};
+use cricket_harness::{CaseDef, CaseError, Cx, Req, Suite, Tag, case_fn, cri, ensure_eq};
 use tonic::Code;
 
-use super::{case, util};
+use crate::kit;
 
 const T: &[Tag] = &[Tag::Conformance, Tag::Streaming];
 
 pub const CASES: &[CaseDef] = &[
-    case(
-        "streams.pod_sandboxes.match_list",
-        "StreamPodSandboxes yields the ListPodSandbox items, each once",
-        &[Req {
+    CaseDef {
+        id: "streams.pod_sandboxes.match_list",
+        suite: Suite::Conformance,
+        summary: "StreamPodSandboxes yields the ListPodSandbox items, each once",
+        reqs: &[Req {
             rpc: "StreamPodSandboxes",
             rule: "Each item must appear in exactly one response and must not be duplicated across responses in the same stream. The server must close the stream with EOF after all items have been sent.",
         }],
-        T,
-        &[],
-        60,
-        case_fn!(pods),
-    ),
-    case(
-        "streams.containers.match_list",
-        "StreamContainers yields the ListContainers items, each once",
-        &[Req {
+        tags: T,
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(pods),
+    },
+    CaseDef {
+        id: "streams.containers.match_list",
+        suite: Suite::Conformance,
+        summary: "StreamContainers yields the ListContainers items, each once",
+        reqs: &[Req {
             rpc: "StreamContainers",
             rule: "Each item must appear in exactly one response and must not be duplicated across responses in the same stream. The server must close the stream with EOF after all items have been sent.",
         }],
-        T,
-        &[],
-        60,
-        case_fn!(containers),
-    ),
-    case(
-        "streams.images.match_list",
-        "StreamImages yields the ListImages items, each once",
-        &[Req {
+        tags: T,
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(containers),
+    },
+    CaseDef {
+        id: "streams.images.match_list",
+        suite: Suite::Conformance,
+        summary: "StreamImages yields the ListImages items, each once",
+        reqs: &[Req {
             rpc: "StreamImages",
             rule: "Each item must appear in exactly one response and must not be duplicated across responses in the same stream. The server must close the stream with EOF after all items have been sent.",
         }],
-        T,
-        &[],
-        60,
-        case_fn!(images),
-    ),
+        tags: T,
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(images),
+    },
+    CaseDef {
+        id: "streams.container_stats.match_list",
+        suite: Suite::Conformance,
+        summary: "StreamContainerStats yields the ListContainerStats items, each once",
+        reqs: &[Req {
+            rpc: "StreamContainerStats",
+            rule: "Each item must appear in exactly one response and must not be duplicated across responses in the same stream.",
+        }],
+        tags: T,
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(container_stats),
+    },
+    CaseDef {
+        id: "streams.pod_sandbox_stats.match_list",
+        suite: Suite::Conformance,
+        summary: "StreamPodSandboxStats yields the ListPodSandboxStats items, each once",
+        reqs: &[Req {
+            rpc: "StreamPodSandboxStats",
+            rule: "Each item must appear in exactly one response and must not be duplicated across responses in the same stream.",
+        }],
+        tags: T,
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(pod_sandbox_stats),
+    },
 ];
 
 fn unimplemented_is_skip(s: tonic::Status, rpc: &str) -> CaseError {
@@ -72,14 +102,19 @@ async fn drain<T>(mut s: tonic::Streaming<T>) -> Result<Vec<T>, CaseError> {
 fn unique(ids: Vec<String>) -> Result<BTreeSet<String>, CaseError> {
     let n = ids.len();
     let set: BTreeSet<String> = ids.into_iter().collect();
-    ensure_eq!(n, set.len(), "items in the stream (duplicates?)");
+    ensure_eq!(
+        "streams.items.unique",
+        n,
+        set.len(),
+        "items in the stream (duplicates?)"
+    );
     Ok(set)
 }
 
 async fn pods(cx: &Cx) -> Result<(), CaseError> {
     cx.step("run two pods", async {
-        util::run_pod(cx, "s1").await?;
-        util::run_pod(cx, "s2").await?;
+        kit::run_pod(cx, "s1").await?;
+        kit::run_pod(cx, "s2").await?;
         Ok(())
     })
     .await?;
@@ -107,19 +142,24 @@ async fn pods(cx: &Cx) -> Result<(), CaseError> {
         .map(|p| p.id)
         .collect();
     let listed: BTreeSet<String> = listed.items.into_iter().map(|p| p.id).collect();
-    ensure_eq!(2, listed.len(), "pods listed");
-    ensure_eq!(listed, unique(streamed)?, "streamed vs listed ids");
+    ensure_eq!("streams.list.all_created", 2, listed.len(), "pods listed");
+    ensure_eq!(
+        "streams.items.match_list",
+        listed,
+        unique(streamed)?,
+        "streamed vs listed ids"
+    );
     Ok(())
 }
 
 async fn containers(cx: &Cx) -> Result<(), CaseError> {
-    let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
-    let (pod, pod_cfg) = cx.step("run pod", util::run_pod(cx, "sc")).await?;
+    let (image, _) = cx.step("pull probe", kit::pull(cx, "probe")).await?;
+    let (pod, pod_cfg) = cx.step("run pod", kit::run_pod(cx, "sc")).await?;
     for n in ["a", "b", "c"] {
-        let c = util::container_config(cx, n, &image, &["/bin/probe", "sleep", "inf"]);
+        let c = kit::container_config(cx, n, &image, &["/bin/probe", "sleep", "inf"]);
         cx.step(
             &format!("create {n}"),
-            util::create_container(cx, &pod, &pod_cfg, c),
+            kit::create_container(cx, &pod, &pod_cfg, c),
         )
         .await?;
     }
@@ -147,15 +187,25 @@ async fn containers(cx: &Cx) -> Result<(), CaseError> {
         .map(|c| c.id)
         .collect();
     let listed: BTreeSet<String> = listed.containers.into_iter().map(|c| c.id).collect();
-    ensure_eq!(3, listed.len(), "containers listed");
-    ensure_eq!(listed, unique(streamed)?, "streamed vs listed ids");
+    ensure_eq!(
+        "streams.list.all_created",
+        3,
+        listed.len(),
+        "containers listed"
+    );
+    ensure_eq!(
+        "streams.items.match_list",
+        listed,
+        unique(streamed)?,
+        "streamed vs listed ids"
+    );
     Ok(())
 }
 
 async fn images(cx: &Cx) -> Result<(), CaseError> {
     cx.step("pull two images", async {
-        util::pull(cx, "probe").await?;
-        util::pull(cx, "distinct-1").await?;
+        kit::pull(cx, "probe").await?;
+        kit::pull(cx, "distinct-1").await?;
         Ok(())
     })
     .await?;
@@ -185,52 +235,32 @@ async fn images(cx: &Cx) -> Result<(), CaseError> {
         if list().await? != before {
             continue;
         }
-        ensure_eq!(before, streamed, "streamed vs listed image ids");
+        ensure_eq!(
+            "streams.items.match_list",
+            before,
+            streamed,
+            "streamed vs listed image ids"
+        );
         return Ok(());
     }
     Err(CaseError::fail(
+        "streams.images.list_settles",
         "the image list changed during each of 20 tries; nothing to compare",
     ))
 }
 
-pub const STATS_CASES: &[CaseDef] = &[
-    case(
-        "streams.container_stats.match_list",
-        "StreamContainerStats yields the ListContainerStats items, each once",
-        &[Req {
-            rpc: "StreamContainerStats",
-            rule: "Each item must appear in exactly one response and must not be duplicated across responses in the same stream.",
-        }],
-        T,
-        &[],
-        60,
-        case_fn!(container_stats),
-    ),
-    case(
-        "streams.pod_sandbox_stats.match_list",
-        "StreamPodSandboxStats yields the ListPodSandboxStats items, each once",
-        &[Req {
-            rpc: "StreamPodSandboxStats",
-            rule: "Each item must appear in exactly one response and must not be duplicated across responses in the same stream.",
-        }],
-        T,
-        &[],
-        60,
-        case_fn!(pod_sandbox_stats),
-    ),
-];
-
 async fn running_pod(cx: &Cx) -> Result<String, CaseError> {
-    let (image, _) = cx.step("pull probe", util::pull(cx, "probe")).await?;
+    let (image, _) = cx.step("pull probe", kit::pull(cx, "probe")).await?;
     let (pod, _, id, _) =
-        util::pod_with_container(cx, &image, &["/bin/probe", "sleep", "inf"]).await?;
+        kit::pod_with_container(cx, &image, &["/bin/probe", "sleep", "inf"]).await?;
     cx.step(
         "running",
-        util::wait_state(
+        kit::wait_state(
+            "container.state.running",
             cx,
             &id,
             cri::ContainerState::ContainerRunning,
-            std::time::Duration::from_secs(30),
+            Duration::from_secs(30),
         ),
     )
     .await?;
@@ -267,8 +297,18 @@ async fn container_stats(cx: &Cx) -> Result<(), CaseError> {
         .into_iter()
         .filter_map(|s| s.attributes.map(|a| a.id))
         .collect();
-    ensure_eq!(1, listed.len(), "container stats listed");
-    ensure_eq!(listed, unique(streamed)?, "streamed vs listed ids");
+    ensure_eq!(
+        "streams.list.all_created",
+        1,
+        listed.len(),
+        "container stats listed"
+    );
+    ensure_eq!(
+        "streams.items.match_list",
+        listed,
+        unique(streamed)?,
+        "streamed vs listed ids"
+    );
     Ok(())
 }
 
@@ -302,7 +342,17 @@ async fn pod_sandbox_stats(cx: &Cx) -> Result<(), CaseError> {
         .into_iter()
         .filter_map(|s| s.attributes.map(|a| a.id))
         .collect();
-    ensure_eq!(1, listed.len(), "pod stats listed");
-    ensure_eq!(listed, unique(streamed)?, "streamed vs listed ids");
+    ensure_eq!(
+        "streams.list.all_created",
+        1,
+        listed.len(),
+        "pod stats listed"
+    );
+    ensure_eq!(
+        "streams.items.match_list",
+        listed,
+        unique(streamed)?,
+        "streamed vs listed ids"
+    );
     Ok(())
 }
