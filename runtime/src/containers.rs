@@ -11,78 +11,11 @@ use tokio::io::AsyncReadExt;
 use tonic::Status;
 
 use crate::ctrconfig::{limits, merge_args, merge_env, resolve_user, stop_signal_of};
-use crate::engine::{Ctr, Engine, internal};
+use crate::engine::{Engine, internal};
 use crate::shim::spec::{MountKind, MountSpec, Namespaces, Spec};
 use crate::state::{CtrRecord, CtrState, PodState};
-
-pub fn status_of(c: &Ctr) -> cri::ContainerStatus {
-    cri::ContainerStatus {
-        id: c.rec.id.clone(),
-        metadata: c.config.metadata.clone(),
-        state: c.rec.state.cri() as i32,
-        created_at: c.rec.created_at,
-        started_at: c.rec.started_at,
-        finished_at: c.rec.finished_at,
-        exit_code: c.rec.exit_code,
-        image: Some(cri::ImageSpec {
-            image: c.rec.image_name.clone(),
-            ..Default::default()
-        }),
-        image_ref: c.rec.image_id.clone(),
-        reason: c.rec.reason.clone(),
-        message: c.rec.message.clone(),
-        labels: c.config.labels.clone(),
-        annotations: c.config.annotations.clone(),
-        mounts: c
-            .rec
-            .mounts
-            .iter()
-            .map(|(h, ctr, ro)| cri::Mount {
-                container_path: ctr.clone(),
-                host_path: h.clone(),
-                readonly: *ro,
-                ..Default::default()
-            })
-            .collect(),
-        log_path: c.rec.log_path.clone(),
-        resources: c
-            .config
-            .linux
-            .as_ref()
-            .and_then(|l| l.resources.clone())
-            .map(|r| cri::ContainerResources {
-                linux: Some(r),
-                windows: None,
-            }),
-        image_id: c.rec.image_id.clone(),
-        user: Some(cri::ContainerUser {
-            linux: Some(cri::LinuxContainerUser {
-                uid: i64::from(c.rec.uid),
-                gid: i64::from(c.rec.gid),
-                supplemental_groups: c.rec.groups.iter().map(|g| i64::from(*g)).collect(),
-            }),
-        }),
-        stop_signal: 0,
-    }
-}
-
-pub fn container_of(c: &Ctr) -> cri::Container {
-    cri::Container {
-        id: c.rec.id.clone(),
-        pod_sandbox_id: c.rec.pod_id.clone(),
-        metadata: c.config.metadata.clone(),
-        image: Some(cri::ImageSpec {
-            image: c.rec.image_name.clone(),
-            ..Default::default()
-        }),
-        image_ref: c.rec.image_id.clone(),
-        state: c.rec.state.cri() as i32,
-        created_at: c.rec.created_at,
-        labels: c.config.labels.clone(),
-        annotations: c.config.annotations.clone(),
-        image_id: c.rec.image_id.clone(),
-    }
-}
+use crate::tables::Ctr;
+use crate::views::{container_of, labels_match, status_of};
 
 impl Engine {
     pub async fn create_container(
@@ -479,7 +412,7 @@ impl Engine {
             cg.kill_all();
         }
         if crate::sys::alive(pid) {
-            crate::pods::unsafe_kill(pid);
+            crate::sys::kill_pid(pid);
         }
         if !self.wait_exited(id, Duration::from_secs(10)).await {
             return Err(Status::deadline_exceeded(format!(
@@ -552,7 +485,7 @@ impl Engine {
                             .as_ref()
                             .is_none_or(|s| s.state == c.rec.state.cri() as i32))
                     && (f.pod_sandbox_id.is_empty() || c.rec.pod_id.starts_with(&f.pod_sandbox_id))
-                    && crate::pods::labels_match(&c.config.labels, &f.label_selector)
+                    && labels_match(&c.config.labels, &f.label_selector)
             })
             .map(container_of)
             .collect();

@@ -18,20 +18,7 @@ use crate::image::pull::Puller;
 use crate::image::store::ImageStore;
 use crate::shim::spec::{Exit, MountKind, MountSpec, Spec};
 use crate::state::{CtrRecord, CtrState, PodRecord, PodState};
-
-pub struct Pod {
-    pub rec: PodRecord,
-    pub config: cri::PodSandboxConfig,
-    pub dir: PathBuf,
-}
-
-pub struct Ctr {
-    pub rec: CtrRecord,
-    pub config: cri::ContainerConfig,
-    pub dir: PathBuf,
-    /// The shim's protocol pipe, kept from CreateContainer to StartContainer.
-    pub shim_out: Option<BufReader<ChildStdout>>,
-}
+use crate::tables::{Ctr, Pod, Tables};
 
 /// A shim we started: its process, and the read end of its exit pipe.
 pub struct Shim {
@@ -57,12 +44,6 @@ fn set_nonblocking(fd: std::os::fd::OwnedFd) -> std::io::Result<std::os::fd::Own
         ))?;
     }
     Ok(fd)
-}
-
-#[derive(Default)]
-pub struct Tables {
-    pub pods: HashMap<String, Pod>,
-    pub ctrs: HashMap<String, Ctr>,
 }
 
 pub struct Engine {
@@ -253,6 +234,11 @@ impl Engine {
         });
     }
 
+    /// PodSandboxStatus of a pod as this engine reports it (its fault switches applied).
+    pub fn pod_status(&self, pod: &Pod) -> cri::PodSandboxStatus {
+        crate::views::pod_status(pod, &self.faults)
+    }
+
     pub fn pod_status_by_id(&self, pod_id: &str) -> Option<cri::PodSandboxStatus> {
         let t = self.tables();
         t.pods.get(pod_id).map(|p| self.pod_status(p))
@@ -317,7 +303,7 @@ impl Engine {
             }
             c.shim_out = None;
             let _ = crate::state::save_ctr(&c.dir, &c.rec, &c.config);
-            crate::containers::status_of(c)
+            crate::views::status_of(c)
         };
         self.emit(
             id,

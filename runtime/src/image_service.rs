@@ -16,7 +16,8 @@ type ImageStream = std::pin::Pin<
     Box<dyn tokio_stream::Stream<Item = Result<StreamImagesResponse, Status>> + Send>,
 >;
 
-use crate::image::pull::{Credentials, PullError, Puller};
+use crate::image::protocol::{Credentials, PullError};
+use crate::image::pull::Puller;
 use crate::image::store::{ImageRecord, ImageStore, image_user};
 
 #[derive(Clone)]

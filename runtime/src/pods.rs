@@ -2,7 +2,6 @@
 //! optional per NamespaceOption), with loopback up, the pod hostname, `/etc/hosts` and
 //! `/etc/resolv.conf`, in the pod's cgroup.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,24 +9,11 @@ use std::time::Duration;
 use cricket_proto::v1 as cri;
 use tonic::Status;
 
-use crate::engine::{Engine, Pod, internal};
+use crate::engine::{Engine, internal};
 use crate::shim::spec::{Namespaces, Spec};
 use crate::state::{CtrState, PodRecord, PodState};
-
-fn ns_mode(config: &cri::PodSandboxConfig) -> (i32, i32, i32) {
-    let o = config
-        .linux
-        .as_ref()
-        .and_then(|l| l.security_context.as_ref())
-        .and_then(|s| s.namespace_options.as_ref());
-    o.map(|o| (o.network, o.pid, o.ipc)).unwrap_or((0, 0, 0))
-}
-
-const NODE: i32 = cri::NamespaceMode::Node as i32;
-
-pub fn labels_match(labels: &HashMap<String, String>, selector: &HashMap<String, String>) -> bool {
-    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-}
+use crate::tables::Pod;
+use crate::views::{NODE, ns_mode};
 
 impl Engine {
     /// The pause image reference: the configured one, else the first image that has `/pause`.
@@ -173,7 +159,7 @@ impl Engine {
             });
         if let Err(e) = started {
             if crate::sys::alive(pause_pid) {
-                unsafe_kill(pause_pid);
+                crate::sys::kill_pid(pause_pid);
             }
             cg.remove();
             let _ = std::fs::remove_dir_all(&dir);
@@ -231,7 +217,7 @@ impl Engine {
             (p.rec.pause_pid, p.rec.cgroup.clone())
         };
         if crate::sys::alive(pid) {
-            unsafe_kill(pid);
+            crate::sys::kill_pid(pid);
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
@@ -290,46 +276,6 @@ impl Engine {
         self.forget_lock(id);
         Ok(())
     }
-
-    pub fn pod_status(&self, pod: &Pod) -> cri::PodSandboxStatus {
-        let (net, pid, ipc) = ns_mode(&pod.config);
-        cri::PodSandboxStatus {
-            id: pod.rec.id.clone(),
-            metadata: pod.config.metadata.clone(),
-            state: match pod.rec.state {
-                PodState::Ready => cri::PodSandboxState::SandboxReady as i32,
-                PodState::NotReady => cri::PodSandboxState::SandboxNotready as i32,
-            },
-            created_at: pod.rec.created_at,
-            network: Some(cri::PodSandboxNetworkStatus {
-                ip: String::new(),
-                additional_ips: Vec::new(),
-            }),
-            linux: Some(cri::LinuxPodSandboxStatus {
-                namespaces: Some(cri::Namespace {
-                    options: Some(cri::NamespaceOption {
-                        network: net,
-                        pid,
-                        ipc,
-                        ..Default::default()
-                    }),
-                }),
-            }),
-            labels: pod.config.labels.clone(),
-            annotations: if self.faults.has(crate::fault::Fault::PodAnnotationsDropped) {
-                Default::default()
-            } else {
-                pod.config.annotations.clone()
-            },
-            runtime_handler: pod.rec.runtime_handler.clone(),
-        }
-    }
-}
-
-/// SIGKILL a process we manage.
-pub fn unsafe_kill(pid: i32) {
-    // SAFETY: kill(2) on a pid this runtime started.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
 }
 
 fn write_etc(

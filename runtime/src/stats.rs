@@ -59,7 +59,7 @@ impl Engine {
             .filter(|p| {
                 f.is_none_or(|f| {
                     (f.id.is_empty() || p.rec.id.starts_with(&f.id))
-                        && crate::pods::labels_match(&p.config.labels, &f.label_selector)
+                        && crate::views::labels_match(&p.config.labels, &f.label_selector)
                 })
             })
             .map(|p| p.rec.id.clone())
@@ -76,7 +76,7 @@ impl Engine {
                     (f.id.is_empty() || c.rec.id.starts_with(&f.id))
                         && (f.pod_sandbox_id.is_empty()
                             || c.rec.pod_id.starts_with(&f.pod_sandbox_id))
-                        && crate::pods::labels_match(&c.config.labels, &f.label_selector)
+                        && crate::views::labels_match(&c.config.labels, &f.label_selector)
                 })
             })
             .map(|c| c.rec.id.clone())

@@ -196,3 +196,11 @@ pub fn alive(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks for existence.
     pid > 0 && unsafe { libc::kill(pid, 0) } == 0
 }
+
+/// SIGKILL a process this runtime started (a pause, a shim or a container's process).
+pub fn kill_pid(pid: i32) {
+    if pid > 0 {
+        // SAFETY: kill(2) takes no pointers; pid is a process we started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use cricket_fixtures::registry::{Registry, Store, Throttle};
-use cricket_runtime::image::pull::{Credentials, PullError, Puller};
+use cricket_runtime::image::protocol::{Credentials, PullError};
+use cricket_runtime::image::pull::Puller;
 use cricket_runtime::image::store::ImageStore;
 
 async fn registry() -> Registry {

@@ -1,5 +1,6 @@
 //! Images: references, the store, pulling and safe unpacking.
 
+pub mod protocol;
 pub mod pull;
 pub mod reference;
 mod session;

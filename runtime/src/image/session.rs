@@ -12,12 +12,12 @@ use hyper::header;
 use hyper::{Request, StatusCode};
 use sha2::Digest;
 
-use super::pull::{ACCEPT, Credentials, PullError, Puller, sha256_hex_prefixed};
+use super::protocol::{ACCEPT, Credentials, HttpClient, PullError, sha256_hex_prefixed};
 use super::store::ImageStore;
 
 /// One pull's conversation with a registry (keeps the bearer token it earned).
 pub(crate) struct Session<'a> {
-    pub(crate) puller: &'a Puller,
+    pub(crate) client: &'a HttpClient,
     pub(crate) base: String,
     pub(crate) repo: String,
     pub(crate) creds: Option<Credentials>,
@@ -45,13 +45,10 @@ impl Session<'_> {
             let req = req
                 .body(Empty::new())
                 .map_err(|e| PullError::Internal(e.to_string()))?;
-            let resp =
-                tokio::time::timeout(Duration::from_secs(60), self.puller.client.request(req))
-                    .await
-                    .map_err(|_| {
-                        PullError::Unavailable(format!("GET {url}: no answer within 60s"))
-                    })?
-                    .map_err(|e| PullError::Unavailable(format!("GET {url}: {e}")))?;
+            let resp = tokio::time::timeout(Duration::from_secs(60), self.client.request(req))
+                .await
+                .map_err(|_| PullError::Unavailable(format!("GET {url}: no answer within 60s")))?
+                .map_err(|e| PullError::Unavailable(format!("GET {url}: {e}")))?;
             if resp.status() != StatusCode::UNAUTHORIZED || tried_auth {
                 if resp.status() == StatusCode::UNAUTHORIZED {
                     return Err(PullError::Unauthenticated(format!(
@@ -125,7 +122,6 @@ impl Session<'_> {
             .body(Empty::new())
             .map_err(|e| PullError::Internal(e.to_string()))?;
         let resp = self
-            .puller
             .client
             .request(req)
             .await
