@@ -1,11 +1,14 @@
 //! cricket's bundled CRI runtime: a tonic server for RuntimeService and ImageService on a unix
-//! socket. The binary (`cricket runtime`) is a thin wrapper around [`serve`].
-//!
-//! This is the foundation slice: `Version` and `Status` answer truthfully, every other RPC
-//! answers `Unimplemented` (the generated default stubs) until the runtime grows pods,
-//! containers and images.
+//! socket, running every container as a real process in its own namespaces and cgroup (one
+//! small shim each), with its own image store and puller. The binary (`cricket runtime`) is a
+//! thin wrapper around [`serve`]. Layers, top down: `server` (socket, services) →
+//! `runtime_service` / `image_service` (CRI translation) → `engine` + `pods` / `containers` /
+//! `exec` / `stats` (lifecycle over the `tables`, read through `views`) → `shim`, `cgroups`,
+//! `image`, `state`, `sys`.
 
+pub mod authority;
 pub mod cgroups;
+pub mod config;
 pub mod containers;
 pub mod ctrconfig;
 pub mod engine;
@@ -21,8 +24,11 @@ pub mod shim;
 pub mod state;
 pub mod stats;
 pub mod sys;
+pub mod tables;
+pub mod views;
 
-pub use server::{Config, serve};
+pub use config::Config;
+pub use server::serve;
 
 /// The name this runtime reports in `VersionResponse.runtime_name`.
 pub const RUNTIME_NAME: &str = "cricket";

@@ -1,39 +1,20 @@
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::PathBuf;
+
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use cricket_proto::{ImageServiceServer, RuntimeServiceServer};
-use tokio::net::UnixListener;
+use tokio::net::{UnixListener, UnixStream};
 use tokio_stream::wrappers::UnixListenerStream;
 
+use crate::authority::AuthorityFix;
+use crate::config::Config;
 use crate::engine::Engine;
-use crate::fault::{Fault, Faults, HangUnknown};
+use crate::fault::{Fault, HangUnknown};
 use crate::image::pull::Puller;
 use crate::image::store::ImageStore;
 use crate::image_service::Images;
 use crate::runtime_service::Runtime;
-
-/// Where the runtime listens and keeps its state.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Unix socket path for both CRI services.
-    pub socket: PathBuf,
-    /// State directory (created if missing).
-    pub root: PathBuf,
-    /// Deliberate misbehaviours for proving cases can fail; empty in normal use.
-    pub faults: Faults,
-    /// Image whose entrypoint holds a pod's namespaces (the fixture `pause` by default when
-    /// cricket starts the runtime).
-    pub pause_image: Option<String>,
-    /// Registry host → plain-HTTP base URL to pull from instead (`registry.k8s.io` →
-    /// `http://127.0.0.1:5000`); images keep their original names.
-    pub registry_mirrors: Vec<(String, String)>,
-    /// PEM files with CA certificates trusted for HTTPS registries besides the web PKI roots.
-    pub registry_ca: Vec<PathBuf>,
-    /// The binary with the `__shim` and `__exec` helper subcommands (the `cricket` binary).
-    pub shim_binary: PathBuf,
-}
 
 /// Serves both CRI services on `config.socket` until `shutdown` resolves, then removes the
 /// socket. The socket is created mode 0600: the CRI socket grants root-equivalent power.
@@ -70,6 +51,7 @@ pub async fn serve(
         tracing::warn!(faults = ?config.faults, "fault injection is on: this runtime misbehaves on purpose");
     }
     let hang_unknown = config.faults.has(Fault::UnknownMethodHangs);
+    let no_fix = config.faults.has(Fault::NoAuthorityFix);
     let store = ImageStore::open(&config.root)
         .with_context(|| format!("opening the image store in {}", config.root.display()))?;
     let images = Images {
@@ -108,9 +90,27 @@ pub async fn serve(
                 .max_decoding_message_size(cricket_proto::MAX_MESSAGE_SIZE)
                 .max_encoding_message_size(cricket_proto::MAX_MESSAGE_SIZE),
         )
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming(listener, !no_fix), shutdown)
         .await;
     let _ = std::fs::remove_file(&config.socket);
     tracing::info!("cricket runtime stopped");
     result.context("serving CRI")
+}
+
+/// Accepted connections, each behind the authority adapter (off only under the
+/// `no-authority-fix` fault, to show what a plain tonic server does to real clients).
+fn incoming(
+    listener: UnixListener,
+    fix: bool,
+) -> impl tokio_stream::Stream<Item = std::io::Result<AuthorityFix<UnixStream>>> {
+    use tokio_stream::StreamExt;
+    UnixListenerStream::new(listener).map(move |conn| {
+        conn.map(|c| {
+            if fix {
+                AuthorityFix::new(c)
+            } else {
+                AuthorityFix::off(c)
+            }
+        })
+    })
 }
