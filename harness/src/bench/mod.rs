@@ -1,5 +1,6 @@
-//! Benchmark results and their reports. The workloads live in `cricket-suites` (`bench/`);
-//! this module is what they produce and what reads it: metrics with hdrhistogram statistics,
+//! Benchmark runs, results and their reports. The workloads live in `cricket-suites`
+//! (`bench/`); this module is how a run is set up (`config`, `session`), what the workloads
+//! produce and what reads it: metrics with hdrhistogram statistics,
 //! the environment they were measured in, `bench.json`, critest-compatible files, the
 //! terminal table, the HTML page and the baselines a later run is held to.
 //!
@@ -7,7 +8,9 @@
 //! machine load; every report puts them side by side with ratios.
 
 pub mod baseline;
+pub mod config;
 pub mod html;
+pub mod session;
 pub mod stats;
 pub mod table;
 
@@ -19,6 +22,7 @@ use serde::Serialize;
 use crate::host::{CgroupMode, HostInfo};
 
 pub use baseline::Baseline;
+pub use config::{BenchConfig, Workload};
 pub use stats::Summary;
 
 pub const BENCH_SCHEMA: &str = "cricket.bench/v2";
