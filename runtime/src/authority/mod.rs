@@ -6,14 +6,16 @@
 //! before any tonic layer runs, and no h2/hyper/tonic option relaxes it.
 //!
 //! So the client→server byte stream is read frame by frame: every header block (HEADERS plus
-//! its CONTINUATIONs) is decoded with the connection's HPACK state (`loona-hpack`, which is
-//! safe on hostile input), an authority that is not a valid URI authority becomes
-//! `localhost`, and the block is re-encoded as literals without indexing (so the server's
-//! HPACK table never depends on ours) and split at the minimum MAX_FRAME_SIZE. Padding is
-//! dropped, PRIORITY and END_STREAM are kept. Every other frame, and everything the server
-//! writes, passes through untouched. Whatever the adapter cannot make sense of (a bad preface,
-//! an oversize frame, a broken header block) is handed to h2 in a form h2 refuses, so the
-//! connection fails exactly as it would without the adapter.
+//! its CONTINUATIONs) is decoded with the connection's HPACK state (`hpack.rs`: our table and
+//! integers, `loona-hpack`'s Huffman decoder, everything bounds-checked), an authority h2
+//! would refuse becomes `localhost`, and the block is re-encoded from static-table references
+//! and literals without indexing, so the server's dynamic table never depends on ours. (A
+//! first version decoded with `loona-hpack`'s block decoder: it builds a Huffman table per
+//! string, ~60 µs a request.) Blocks are re-split at the minimum MAX_FRAME_SIZE; padding is
+//! dropped, PRIORITY and END_STREAM are kept. Every other frame, and everything the
+//! server writes, passes through untouched. Whatever the adapter cannot make sense of (a bad
+//! preface, an oversize frame, a block that is not HPACK) is handed to h2 in a form h2
+//! refuses, so the connection fails exactly as it would without the adapter.
 
 use std::io;
 use std::pin::Pin;
@@ -21,20 +23,15 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+mod hpack;
+
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const FRAME_HEADER: usize = 9;
 /// Frames are re-split at the smallest MAX_FRAME_SIZE a server may have (RFC 9113 §4.2); a
 /// client frame larger than it is left for h2 to refuse.
 const MAX_FRAME: usize = 16_384;
-/// A decoded header list above this is not a request anyone makes (hyper refuses lists above
-/// 16 KiB itself); decoding further would let a small block of indexed references expand
-/// without bound.
-const MAX_HEADER_LIST: usize = 256 * 1024;
 /// The most header-block bytes (HEADERS + CONTINUATIONs) held for one request.
 const MAX_BLOCK: usize = 256 * 1024;
-/// What a local client may set the HPACK table to (the HTTP/2 default; the server never
-/// advertises another size).
-const HPACK_TABLE: usize = 4096;
 
 const HEADERS: u8 = 0x1;
 const CONTINUATION: u8 = 0x9;
@@ -53,6 +50,8 @@ enum State {
     /// Everything from here on goes to h2 as it came (after a bad preface or a frame the
     /// adapter will not rewrite; h2 ends the connection).
     Through,
+    /// Fault `bad-preface-hangs`: nothing more is read, so the connection never ends.
+    Hang,
 }
 
 /// A header block being collected across CONTINUATION frames.
@@ -72,27 +71,31 @@ pub struct AuthorityFix<IO> {
     output: Vec<u8>,
     sent: usize,
     state: State,
-    decoder: loona_hpack::Decoder<'static>,
     block: Option<Block>,
     eof: bool,
+    /// The client's HPACK state, to read its header blocks.
+    hpack: hpack::Decoder,
     /// Header blocks whose authority was replaced, for tests and logs.
     rewritten: u64,
+    hang_on_bad_preface: bool,
+    /// Held for as long as the connection lives (fault `serial-accept`).
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl<IO> AuthorityFix<IO> {
     pub fn new(io: IO) -> Self {
-        let mut decoder = loona_hpack::Decoder::new();
-        decoder.set_max_allowed_table_size(HPACK_TABLE);
         Self {
             io,
             input: Vec::with_capacity(MAX_FRAME + FRAME_HEADER),
             output: Vec::with_capacity(MAX_FRAME + FRAME_HEADER),
             sent: 0,
             state: State::Preface,
-            decoder,
             block: None,
             eof: false,
+            hpack: hpack::Decoder::new(),
             rewritten: 0,
+            hang_on_bad_preface: false,
+            permit: None,
         }
     }
 
@@ -101,6 +104,16 @@ impl<IO> AuthorityFix<IO> {
         let mut fix = Self::new(io);
         fix.state = State::Through;
         fix
+    }
+
+    /// Fault `bad-preface-hangs`: a garbage preface holds the connection open.
+    pub fn hang_on_bad_preface(&mut self, on: bool) {
+        self.hang_on_bad_preface = on;
+    }
+
+    /// Keeps `permit` until this connection is dropped (fault `serial-accept`).
+    pub fn release_on_close(&mut self, permit: tokio::sync::OwnedSemaphorePermit) {
+        self.permit = Some(permit);
     }
 
     pub fn get_ref(&self) -> &IO {
@@ -120,10 +133,18 @@ impl<IO> AuthorityFix<IO> {
                     self.output.append(&mut self.input);
                     return;
                 }
+                State::Hang => {
+                    self.input.clear();
+                    return;
+                }
                 State::Preface => {
                     let n = self.input.len().min(PREFACE.len());
                     if self.input[..n] != PREFACE[..n] {
-                        self.state = State::Through;
+                        self.state = if self.hang_on_bad_preface {
+                            State::Hang
+                        } else {
+                            State::Through
+                        };
                         continue;
                     }
                     if n < PREFACE.len() {
@@ -228,42 +249,63 @@ impl<IO> AuthorityFix<IO> {
         self.state = State::Through;
     }
 
-    /// Decodes a whole header block, fixes the authority, re-encodes it.
+    /// Decodes a whole header block with the connection's HPACK state, fixes the authority,
+    /// re-encodes it without touching the server's dynamic table.
     fn finish(&mut self, b: Block) {
-        let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        let mut size = 0usize;
-        let mut too_big = false;
-        let decoded = self.decoder.decode_with_cb(&b.fragment, |name, value| {
-            // RFC 9113 §6.5.2: each field counts its name, value and 32 octets.
-            size = size.saturating_add(name.len() + value.len() + 32);
-            if size > MAX_HEADER_LIST {
-                too_big = true;
-            } else if !too_big {
-                fields.push((name.into_owned(), value.into_owned()));
-            }
-        });
-        if decoded.is_err() || too_big {
-            // The client's HPACK state is now unknown (or the block is abusive): end the
+        let Ok(mut fields) = self.hpack.decode(&b.fragment) else {
+            // Not HPACK, or past the limits: the client's state is unknown from here. End the
             // connection the way h2 ends one with a broken header block, COMPRESSION_ERROR.
             self.output.extend_from_slice(&broken_block(b.stream));
             self.state = State::Through;
             return;
-        }
+        };
         let mut fixed = false;
-        for (name, value) in &mut fields {
-            if name.as_slice() == b":authority" && !valid_authority(value) {
-                *value = LOCAL_AUTHORITY.as_bytes().to_vec();
+        for f in &mut fields {
+            if f.name.as_slice() == b":authority"
+                && let hpack::Value::Decoded(v) = &f.value
+                && !valid_authority(v)
+            {
+                f.value = hpack::Value::Decoded(LOCAL_AUTHORITY.as_bytes().to_vec());
                 fixed = true;
             }
         }
-        if fixed {
-            self.rewritten += 1;
-        }
+        self.rewritten += u64::from(fixed);
         let mut block = Vec::with_capacity(b.fragment.len() + 64);
-        for (name, value) in &fields {
-            literal(&mut block, name, value);
+        for f in &fields {
+            encode_field(&mut block, f);
         }
         write_block(&mut self.output, b.stream, b.end_stream, b.priority, &block);
+    }
+}
+
+/// A field as the server sees it: a static-table reference when the field is there exactly,
+/// else a literal without indexing (or never indexed, as the client sent it), with the static
+/// name when there is one; a value kept encoded goes out as it came. The server's dynamic
+/// table is never touched.
+fn encode_field(out: &mut Vec<u8>, f: &hpack::Field) {
+    let flag = if f.sensitive { 0x10 } else { 0x00 };
+    let (exact, by_name) = match &f.value {
+        hpack::Value::Decoded(v) => hpack::static_index(&f.name, v),
+        hpack::Value::Encoded(_) => (None, hpack::static_index(&f.name, &[]).1),
+    };
+    if let (Some(i), false) = (exact, f.sensitive) {
+        hpack_int(out, i, 7, 0x80);
+        return;
+    }
+    match by_name {
+        Some(n) => hpack_int(out, n, 4, flag),
+        None => {
+            out.push(flag);
+            hpack_int(out, f.name.len(), 7, 0x00);
+            out.extend_from_slice(&f.name);
+        }
+    }
+    match &f.value {
+        hpack::Value::Decoded(v) => {
+            hpack_int(out, v.len(), 7, 0x00);
+            out.extend_from_slice(v);
+        }
+        hpack::Value::Encoded(raw) => out.extend_from_slice(raw),
     }
 }
 
@@ -271,15 +313,6 @@ impl<IO> AuthorityFix<IO> {
 /// an empty one it refuses).
 fn valid_authority(value: &[u8]) -> bool {
     !value.is_empty() && http::uri::Authority::try_from(value).is_ok()
-}
-
-/// HPACK "literal header field without indexing — new name" (RFC 7541 §6.2.2), no Huffman.
-fn literal(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.push(0x00);
-    hpack_int(out, name.len(), 7, 0x00);
-    out.extend_from_slice(name);
-    hpack_int(out, value.len(), 7, 0x00);
-    out.extend_from_slice(value);
 }
 
 /// An HPACK integer with an `n`-bit prefix (RFC 7541 §5.1), OR-ed into `first`.
@@ -362,6 +395,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for AuthorityFix<IO> {
                     this.sent = 0;
                 }
                 return Poll::Ready(Ok(()));
+            }
+            if matches!(this.state, State::Hang) {
+                return Poll::Pending;
             }
             if this.eof {
                 // A frame cut off by the end of the connection goes to h2 as it is.
