@@ -42,6 +42,12 @@ faults! {
     StartSlow = "start-slow": "StartContainer waits 100 ms before starting (a regression for benchmarks to catch)",
     StatusImageIdEmpty = "status-image-id-empty": "ContainerStatus leaves image_id empty (as runtimes before cri-api v0.30 do)",
     StatusImageRefTag = "status-image-ref-tag": "ContainerStatus reports the image tag as image_ref instead of a digested reference",
+    DeadlineCancelled = "deadline-cancelled": "a call past its grpc-timeout ends with CANCELLED (tonic's own answer) instead of DEADLINE_EXCEEDED",
+    OversizeOutOfRange = "oversize-out-of-range": "a request over the receive limit is answered OUT_OF_RANGE (tonic's own answer) instead of RESOURCE_EXHAUSTED",
+    GzipInternal = "gzip-internal": "a gzip-compressed request is answered INTERNAL",
+    ConnectionFdsLeak = "connection-fds-leak": "every accepted connection's socket stays open after the client closes it",
+    SerialAccept = "serial-accept": "a new connection is served only after the previous one closed",
+    BadPrefaceHangs = "bad-preface-hangs": "a connection with a garbage preface is held open instead of closed",
     NoAuthorityFix = "no-authority-fix": "the socket is served by plain h2: a local client's socket-path :authority is reset with PROTOCOL_ERROR",
 }
 

@@ -14,6 +14,7 @@ pub mod ctrconfig;
 pub mod engine;
 pub mod exec;
 pub mod fault;
+mod grpc_rules;
 pub mod image;
 mod image_service;
 pub mod pods;

@@ -204,3 +204,12 @@ pub fn kill_pid(pid: i32) {
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
 }
+
+/// `1.5s`, `250ms`: a duration as people read it in an error message.
+pub fn humanize(d: std::time::Duration) -> String {
+    if d < std::time::Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
