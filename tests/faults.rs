@@ -33,6 +33,22 @@ const FAULTS: &[(&str, &str)] = &[
     ("stop-ignores-grace", "container.stop.grace_then_kill"),
     ("status-image-id-empty", "container.status.image_ref"),
     ("status-image-ref-tag", "container.status.image_ref"),
+    ("no-authority-fix", "transport.authority.socket_path"),
+    (
+        "no-authority-fix",
+        "transport.authority.percent_encoded_path",
+    ),
+    ("no-authority-fix", "transport.authority.empty"),
+    ("deadline-cancelled", "transport.deadline.exec_sync"),
+    ("deadline-cancelled", "transport.deadline.pull_image"),
+    ("oversize-out-of-range", "transport.limits.receive_limit"),
+    ("gzip-internal", "transport.encoding.gzip_request"),
+    (
+        "connection-fds-leak",
+        "transport.connections.closed_mid_request",
+    ),
+    ("serial-accept", "transport.connections.idle_held"),
+    ("bad-preface-hangs", "transport.preface.garbage"),
 ];
 
 #[test]
@@ -139,7 +155,12 @@ fn blessing_pins_what_failed() {
     let file = dir.path().join("mine.toml");
     let bless = |report: &str| {
         Command::new(env!("CARGO_BIN_EXE_cricket"))
-            .args(["run", "--focus", "container.status.image_ref", "--bless-expectations"])
+            .args([
+                "run",
+                "--focus",
+                "container.status.image_ref",
+                "--bless-expectations",
+            ])
             .arg(&file)
             .arg("--report-dir")
             .arg(dir.path().join(report))
@@ -148,7 +169,12 @@ fn blessing_pins_what_failed() {
             .expect("cricket runs")
     };
     let out = bless("r1");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(&file).expect("blessed file written");
     let exp = cricket_harness::expectations::Expectations::parse(&text, "blessed").expect("parses");
     let pin = exp.xfail("container.status.image_ref").expect("pinned");

@@ -90,6 +90,7 @@ closed_enum! {
         Stats = "stats",
         Logs = "logs",
         Events = "events",
+        Transport = "transport",
     }
 }
 

@@ -292,11 +292,20 @@ pub fn render(f: &Failure, reason: Option<&str>) -> String {
     s
 }
 
-/// Fails the case with the check id unless `expected == actual`, showing both.
+/// Fails the case with the check id unless `expected == actual`, showing both. The id is a
+/// literal (checked at compile time) or a `&'static str` parameter of a helper that asserts
+/// on its callers' behalf.
 #[macro_export]
 macro_rules! ensure_eq {
     ($check:literal, $expected:expr, $actual:expr, $($what:tt)+) => {{
         const _: () = assert!($crate::failure::is_check_id($check), "not a check id (lower_snake.dotted)");
+        $crate::ensure_eq!(@ $check, $expected, $actual, $($what)+)
+    }};
+    ($check:ident, $expected:expr, $actual:expr, $($what:tt)+) => {{
+        debug_assert!($crate::failure::is_check_id($check), "not a check id: {}", $check);
+        $crate::ensure_eq!(@ $check, $expected, $actual, $($what)+)
+    }};
+    (@ $check:expr, $expected:expr, $actual:expr, $($what:tt)+) => {{
         let (e, a) = (&$expected, &$actual);
         if e != a {
             return Err($crate::CaseError::mismatch($check, format!($($what)+), format!("{e:?}"), format!("{a:?}")));
@@ -304,11 +313,19 @@ macro_rules! ensure_eq {
     }};
 }
 
-/// Fails the case with the check id and a message unless the condition holds.
+/// Fails the case with the check id and a message unless the condition holds (the id as for
+/// [`ensure_eq!`]).
 #[macro_export]
 macro_rules! ensure {
     ($check:literal, $cond:expr, $($what:tt)+) => {{
         const _: () = assert!($crate::failure::is_check_id($check), "not a check id (lower_snake.dotted)");
+        $crate::ensure!(@ $check, $cond, $($what)+)
+    }};
+    ($check:ident, $cond:expr, $($what:tt)+) => {{
+        debug_assert!($crate::failure::is_check_id($check), "not a check id: {}", $check);
+        $crate::ensure!(@ $check, $cond, $($what)+)
+    }};
+    (@ $check:expr, $cond:expr, $($what:tt)+) => {{
         if !$cond {
             return Err($crate::CaseError::fail($check, format!($($what)+)));
         }

@@ -92,9 +92,10 @@ mod tests {
         }
     }
 
-    /// Check-id literals in the suites' source: a string literal of check-id shape that is the
-    /// first argument of a call or macro (`ensure!("a.b", …)`, `CaseError::fail("a.b", …)`,
-    /// `kit::wait_state("a.b", …)`) or the value of a constant.
+    /// Check-id literals in the suites' source: a string literal of check-id shape that is an
+    /// argument of a call or macro (`ensure!("a.b", …)`, `CaseError::fail("a.b", …)`,
+    /// `kit::wait_state("a.b", …)`, a helper taking the id further down) or the value of a
+    /// constant.
     fn checks_in_source() -> HashSet<String> {
         fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
             for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -120,7 +121,7 @@ mod tests {
                 let after = &rest[i + 1..];
                 let Some(end) = after.find('"') else { break };
                 let lit = &after[..end];
-                if (before.ends_with('(') || before.ends_with('='))
+                if (before.ends_with('(') || before.ends_with('=') || before.ends_with(','))
                     && cricket_harness::failure::is_check_id(lit)
                 {
                     found.insert(lit.to_string());

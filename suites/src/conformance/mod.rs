@@ -34,6 +34,7 @@ areas!(
     pod_config,
     runtime,
     stats,
+    transport,
 );
 
 #[cfg(test)]
