@@ -33,6 +33,7 @@ fn main() {
         let mut spec = TargetSpec::Bundled(BundledOptions {
             binary: env!("CARGO_BIN_EXE_cricket").into(),
             args: Vec::new(),
+            builtin_pause: false,
         });
         session::use_fixture_pause(&mut spec, &f.catalog);
         let opts = StartOptions {

@@ -56,6 +56,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../fixtures/expectations/bundled.toml"),
     ),
     (
+        "bundled-builtin-pause",
+        include_str!("../../fixtures/expectations/bundled.toml"),
+    ),
+    (
         "containerd",
         include_str!("../../fixtures/expectations/containerd.toml"),
     ),

@@ -76,7 +76,7 @@ pub fn use_fixture_pause(spec: &mut TargetSpec, catalog: &Catalog) {
     };
     match spec {
         TargetSpec::Bundled(b) => {
-            if !b.args.iter().any(|a| a == "--pause-image") {
+            if !b.builtin_pause && !b.args.iter().any(|a| a == "--pause-image") {
                 b.args
                     .extend(["--pause-image".to_string(), pause.to_string()]);
             }

@@ -232,6 +232,7 @@ impl Engine {
             log_path: (!log_path.is_empty()).then(|| PathBuf::from(&log_path)),
             start_fifo: Some(fifo),
             exit_file: dir.join("exit.json"),
+            builtin_pause: false,
         };
         let (child, out, pid) = match self.spawn_shim(&dir, &spec).await {
             Ok(s) => s,

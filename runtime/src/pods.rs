@@ -16,13 +16,12 @@ use crate::tables::Pod;
 use crate::views::{NODE, ns_mode};
 
 impl Engine {
-    /// The pause image reference: the configured one, else the first image that has `/pause`.
-    async fn pause_rootfs(&self) -> Result<(PathBuf, Vec<String>), Status> {
-        let name = self.pause_image.clone().ok_or_else(|| {
-            Status::failed_precondition(
-                "no pause image configured (cricket runtime --pause-image REF)",
-            )
-        })?;
+    /// The pause image's rootfs and command, pulled if needed; `None` without a pause image
+    /// (the sandbox then holds its namespaces with a pause process built into cricket).
+    async fn pause_rootfs(&self) -> Result<Option<(PathBuf, Vec<String>)>, Status> {
+        let Some(name) = self.pause_image.clone() else {
+            return Ok(None);
+        };
         let rec = match self.images.find(&name) {
             Some(r) => r,
             None => self
@@ -36,7 +35,7 @@ impl Engine {
         if args.is_empty() {
             args.push("/pause".into());
         }
-        Ok((self.images.rootfs_path(&rec.rootfs), args))
+        Ok(Some((self.images.rootfs_path(&rec.rootfs), args)))
     }
 
     pub async fn run_pod(
@@ -80,7 +79,9 @@ impl Engine {
                 )));
             }
         }
-        let (lower, args) = self.pause_rootfs().await?;
+        let pause_image = self.pause_rootfs().await?;
+        let builtin_pause = pause_image.is_none();
+        let (lower, args) = pause_image.unwrap_or_default();
         let id = crate::state::new_id();
         let dir = self.pods_dir().join(&id);
         let pause = dir.join("pause");
@@ -136,6 +137,7 @@ impl Engine {
             log_path: None,
             start_fifo: None,
             exit_file: pause.join("exit.json"),
+            builtin_pause,
         };
         let spawned = self.spawn_shim(&pause, &spec).await;
         let (child, mut out, pause_pid) = match spawned {

@@ -17,6 +17,19 @@ pub struct BundledOptions {
     pub binary: PathBuf,
     /// Extra arguments for `cricket runtime`.
     pub args: Vec<String>,
+    /// No pause image: sandboxes hold their namespaces with the pause process built into
+    /// cricket, as a plain `cricket runtime` does (target `bundled-builtin-pause`).
+    pub builtin_pause: bool,
+}
+
+impl BundledOptions {
+    pub fn kind(&self) -> &'static str {
+        if self.builtin_pause {
+            "bundled-builtin-pause"
+        } else {
+            "bundled"
+        }
+    }
 }
 
 pub struct Bundled {
@@ -60,7 +73,7 @@ impl Bundled {
                 return Err(StartError(format!("bundled runtime did not start: {e}")));
             }
         };
-        let info = describe("bundled", &uri, &uri, channel.clone(), channel.clone())
+        let info = describe(o.kind(), &uri, &uri, channel.clone(), channel.clone())
             .await
             .map_err(StartError)?;
         Ok(Self {

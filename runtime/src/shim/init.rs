@@ -28,6 +28,11 @@ pub fn run(spec: &Spec, go: OwnedFd, sync: OwnedFd, out: OwnedFd, err: OwnedFd) 
         fail("error", e);
     }
     let _ = sys::write_all(sync_fd, b"ok\n");
+    if spec.builtin_pause {
+        // No exec to close the sync pipe: closing it says "started".
+        drop(sync);
+        pause_forever();
+    }
     if let Some(fd) = &fifo
         && let Err(e) = wait_start(fd)
     {
@@ -38,6 +43,18 @@ pub fn run(spec: &Spec, go: OwnedFd, sync: OwnedFd, out: OwnedFd, err: OwnedFd) 
     }
     let e = exec(spec);
     fail("exec-error", e)
+}
+
+/// What a pause container does, without one: hold the namespaces, and as the pod's PID 1 reap
+/// whatever is orphaned into it. Ends only by SIGKILL (StopPodSandbox).
+fn pause_forever() -> ! {
+    loop {
+        let mut st = 0;
+        // SAFETY: reaping any child; with none, wait a second for orphans to appear.
+        if unsafe { libc::waitpid(-1, &mut st, 0) } < 0 {
+            unsafe { libc::sleep(1) };
+        }
+    }
 }
 
 fn open_path(p: &Path) -> io::Result<OwnedFd> {
@@ -121,6 +138,10 @@ fn setup(spec: &Spec, go: OwnedFd, out: OwnedFd, err: OwnedFd) -> io::Result<()>
         libc::MS_REC | libc::MS_PRIVATE,
         None,
     )?;
+    if spec.builtin_pause {
+        // Nothing of an image: the process only holds namespaces.
+        return std::env::set_current_dir("/");
+    }
     let data = format!(
         "lowerdir={},upperdir={},workdir={}",
         spec.lower.display(),

@@ -73,6 +73,10 @@ pub struct Spec {
     /// A FIFO the process waits on before exec (StartContainer opens it); none = run at once.
     pub start_fifo: Option<PathBuf>,
     pub exit_file: PathBuf,
+    /// A sandbox with no pause image: the process holds the pod's namespaces and reaps
+    /// orphans itself, in no rootfs (nothing of an image runs), instead of exec'ing `/pause`.
+    #[serde(default)]
+    pub builtin_pause: bool,
 }
 
 /// How a process ended, written by the shim.
