@@ -250,7 +250,7 @@ fn bad_arguments_are_named() {
         ),
         (
             &["bench", "--target", "endpoint"][..],
-            "--target endpoint needs --endpoint",
+            "no CRI endpoint found; tried --endpoint (not given), CONTAINER_RUNTIME_ENDPOINT",
         ),
         (
             &["bench", "--target", "bundled", "--target", "bundled"][..],

@@ -39,18 +39,10 @@ pub async fn connect(uri: &str, timeout: Duration) -> Result<Channel, String> {
     })
 }
 
-/// Accepts `unix:///path`, a bare absolute socket path, or `http(s)://`; rejects the rest with a
-/// message naming the value.
+/// Accepts what crictl accepts (`unix:///path`, `unix:path`, a bare socket path) and
+/// `http(s)://`; refuses the rest with a message naming the value.
 pub fn normalize_endpoint(uri: &str) -> Result<String, String> {
-    if uri.starts_with("unix:///") || uri.starts_with("http://") || uri.starts_with("https://") {
-        Ok(uri.to_string())
-    } else if uri.starts_with('/') {
-        Ok(format!("unix://{uri}"))
-    } else {
-        Err(format!(
-            "endpoint {uri:?} is not a unix:///absolute/path, an absolute socket path, or http(s)://host:port"
-        ))
-    }
+    crate::target::discover::normalize(uri)
 }
 
 /// Both CRI services, timed. Cheap to clone.

@@ -16,8 +16,11 @@ use super::{fail_usage, parse_duration};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum TargetKind {
-    /// cricket's own runtime, started as a child process
+    /// cricket's own runtime, started as a child process (sandboxes from the fixture pause image)
     Bundled,
+    /// the same with no pause image: sandboxes hold their namespaces with cricket's own pause
+    /// process, as a plain `cricket runtime` does
+    BundledBuiltinPause,
     /// Debian's containerd, started with a private config in a temporary directory
     Containerd,
     /// an already-running runtime at --endpoint
@@ -101,9 +104,6 @@ fn target_spec(a: &Args) -> Result<TargetSpec, String> {
     let kind = match (a.target, &a.endpoint) {
         (None, Some(_)) => TargetKind::Endpoint,
         (None, None) => TargetKind::Bundled,
-        (Some(TargetKind::Endpoint), None) => {
-            return Err("--target endpoint needs --endpoint unix:///path".into());
-        }
         (Some(k), Some(_)) if k != TargetKind::Endpoint => {
             return Err(
                 format!("--endpoint only goes with --target endpoint, not {k:?}").to_lowercase(),
@@ -130,19 +130,43 @@ pub fn spec_of(
     containerd_bin: Option<PathBuf>,
 ) -> Result<TargetSpec, String> {
     Ok(match kind {
-        TargetKind::Bundled => TargetSpec::Bundled(BundledOptions {
-            binary: std::env::current_exe()
-                .map_err(|e| format!("cannot locate the cricket binary: {e}"))?,
-            args: Vec::new(),
-        }),
+        TargetKind::Bundled | TargetKind::BundledBuiltinPause => {
+            TargetSpec::Bundled(BundledOptions {
+                binary: std::env::current_exe()
+                    .map_err(|e| format!("cannot locate the cricket binary: {e}"))?,
+                args: Vec::new(),
+                builtin_pause: kind == TargetKind::BundledBuiltinPause,
+            })
+        }
         TargetKind::Containerd => TargetSpec::Containerd(ContainerdOptions {
             binary: containerd_bin,
             ..ContainerdOptions::default()
         }),
-        TargetKind::Endpoint => TargetSpec::Endpoint {
-            endpoint: endpoint.ok_or("--target endpoint needs --endpoint unix:///path")?,
-            image_endpoint,
-        },
+        TargetKind::Endpoint => {
+            // As crictl: the flag, CONTAINER_RUNTIME_ENDPOINT / IMAGE_SERVICE_ENDPOINT, the
+            // crictl config file, then crictl's default sockets.
+            let env = |k: &str| std::env::var(k).ok();
+            let found = cricket_harness::target::discover::find(
+                endpoint.as_deref(),
+                image_endpoint.as_deref(),
+                &env,
+            )?;
+            eprintln!(
+                "cricket: endpoint {} (from {}){}",
+                found.runtime,
+                found.source,
+                found
+                    .image
+                    .as_ref()
+                    .map(|i| format!(", image endpoint {i}"))
+                    .unwrap_or_default()
+            );
+            TargetSpec::Endpoint {
+                endpoint: found.runtime,
+                image_endpoint: found.image,
+                connect_timeout: found.connect_timeout,
+            }
+        }
     })
 }
 

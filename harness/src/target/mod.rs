@@ -4,6 +4,7 @@
 
 mod bundled;
 mod containerd;
+pub mod discover;
 mod endpoint;
 mod process;
 
@@ -30,13 +31,15 @@ pub enum TargetSpec {
     Endpoint {
         endpoint: String,
         image_endpoint: Option<String>,
+        /// How long to wait for it to answer (crictl's `timeout`), when set.
+        connect_timeout: Option<Duration>,
     },
 }
 
 impl TargetSpec {
     pub fn kind(&self) -> &'static str {
         match self {
-            TargetSpec::Bundled(_) => "bundled",
+            TargetSpec::Bundled(o) => o.kind(),
             TargetSpec::Containerd(_) => "containerd",
             TargetSpec::Endpoint { .. } => "endpoint",
         }
@@ -107,9 +110,16 @@ pub async fn start(spec: &TargetSpec, opts: &StartOptions) -> Result<Box<dyn Tar
         TargetSpec::Endpoint {
             endpoint,
             image_endpoint,
-        } => Ok(Box::new(
-            endpoint::Endpoint::connect(endpoint, image_endpoint.as_deref(), opts).await?,
-        )),
+            connect_timeout,
+        } => {
+            let mut opts = opts.clone();
+            if let Some(t) = connect_timeout {
+                opts.ready_timeout = *t;
+            }
+            Ok(Box::new(
+                endpoint::Endpoint::connect(endpoint, image_endpoint.as_deref(), &opts).await?,
+            ))
+        }
     }
 }
 
