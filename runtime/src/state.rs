@@ -80,17 +80,31 @@ pub struct CtrRecord {
     pub mounts: Vec<(String, String, bool)>,
 }
 
+/// Writes `bytes` to a new file readable by root only: records hold a container's
+/// environment (secrets, often), so the file is 0600 from its first byte.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
+}
+
 fn save<T: Serialize>(dir: &Path, record: &T, config: &impl Message) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join("state.json.tmp");
-    std::fs::write(
+    write_private(
         &tmp,
-        serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?,
+        &serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?,
     )?;
     std::fs::rename(&tmp, dir.join("state.json"))?;
     let cfg = dir.join("config.pb");
     if !cfg.exists() {
-        std::fs::write(cfg, config.encode_to_vec())?;
+        write_private(&cfg, &config.encode_to_vec())?;
     }
     Ok(())
 }
@@ -138,4 +152,37 @@ pub fn new_id() -> String {
         }
     }
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A container's record holds its environment: root only, from the first byte.
+    #[test]
+    fn records_are_private() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = cri::ContainerConfig {
+            envs: vec![cri::KeyValue {
+                key: "TOKEN".into(),
+                value: "secret".into(),
+            }],
+            ..Default::default()
+        };
+        save(
+            dir.path(),
+            &serde_json::json!({"env": ["TOKEN=secret"]}),
+            &cfg,
+        )
+        .expect("saved");
+        for f in ["state.json", "config.pb"] {
+            let mode = std::fs::metadata(dir.path().join(f))
+                .expect("written")
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o600, "{f}");
+        }
+    }
 }

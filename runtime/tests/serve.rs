@@ -49,6 +49,13 @@ async fn serves_version_status_and_images_and_stubs_the_rest() {
         .mode()
         & 0o777;
     assert_eq!(mode, 0o600, "the CRI socket must be private to root");
+    // Bound in a private staging directory and renamed into place; nothing of it is left.
+    let beside: Vec<String> = std::fs::read_dir(sock.parent().expect("parent"))
+        .expect("socket dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(beside, vec!["cri.sock".to_string()]);
 
     // A second runtime on the same socket refuses to start instead of stealing it.
     let err = serve(config, async {}).await.expect_err("socket in use");
