@@ -1,16 +1,32 @@
 #!/usr/bin/env bash
-# Installs the Debian packages cricket needs on a fresh machine. Idempotent: packages already
-# present are skipped, and `apt-get update` runs only when something is missing. Safe to call
-# from every entry point (README commands, .ci/run, ci/ scripts).
+# Installs what cricket needs on a fresh Debian 12 machine. Idempotent: what is present is
+# skipped, and `apt-get update` runs only when a package is missing. Safe to call from every
+# entry point (README commands, .ci/run, ci/ scripts).
+#
+#   bash ci/setup.sh          what `cricket run` needs
+#   bash ci/setup.sh --test   that, plus what the test suite needs (`cargo test`)
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+test_tools=false
+for arg in "$@"; do
+  case "$arg" in
+    --test) test_tools=true ;;
+    *) echo "ci/setup.sh: unknown argument $arg (known: --test)" >&2; exit 2 ;;
+  esac
+done
 
 # containerd + runc: the `--target containerd` runtime and its OCI runtime.
 # containernetworking-plugins: the CNI bridge/host-local/portmap/loopback plugins containerd uses.
 # iproute2: `ip` for network namespace checks. ca-certificates: crates.io over TLS on bare images.
-# skopeo, docker-registry: third-party OCI clients and a real registry the fixture tests check
-# cricket's images, registry and `images push` against. Neither starts a service on install.
-# g++: libfuzzer-sys compiles libFuzzer for the cargo-fuzz targets under fuzz/.
-packages=(containerd runc containernetworking-plugins iproute2 ca-certificates skopeo docker-registry g++)
+packages=(containerd runc containernetworking-plugins iproute2 ca-certificates)
+if $test_tools; then
+  # skopeo, docker-registry: third-party OCI clients and a real registry the fixture tests check
+  # cricket's images, registry and `images push` against. Neither starts a service on install.
+  # g++: libfuzzer-sys compiles libFuzzer for the cargo-fuzz targets under fuzz/.
+  # python3-venv: the virtual environment of the Python test clients.
+  packages+=(skopeo docker-registry g++ python3-venv)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -33,8 +49,24 @@ fi
 # The Debian containerd package ships a systemd unit; cricket never uses the system instance
 # (each run starts its own with a private config), so nothing is enabled or started here.
 
+$test_tools || exit 0
+
 # cargo-fuzz: the test suite smoke-runs every target under fuzz/ (stable toolchain, -s none).
 if ! command -v cargo-fuzz >/dev/null 2>&1 && ! cargo fuzz --version >/dev/null 2>&1; then
   echo "ci/setup.sh: installing cargo-fuzz (cargo install)" >&2
   cargo install cargo-fuzz --locked --quiet
+fi
+
+# Python test clients (grpcio, ...), pinned, in a virtual environment of their own. The stamp
+# holds the requirements it was made from: a changed list rebuilds it.
+venv=ci/.venv
+req=ci/requirements-test.txt
+if ! cmp -s "$req" "$venv/.requirements" 2>/dev/null; then
+  echo "ci/setup.sh: creating $venv from $req" >&2
+  rm -rf "$venv"
+  py=python3
+  if ! "$py" -m venv --help >/dev/null 2>&1; then py=/usr/bin/python3; fi
+  "$py" -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$req"
+  cp "$req" "$venv/.requirements"
 fi
