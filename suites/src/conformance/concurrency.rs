@@ -78,13 +78,7 @@ async fn parallel_create_start(cx: &Cx) -> Result<(), CaseError> {
     for id in &ids {
         cx.step(
             "running",
-            kit::wait_state(
-                "container.state.running",
-                cx,
-                id,
-                cri::ContainerState::ContainerRunning,
-                WAIT,
-            ),
+            kit::wait_running(cx, id, WAIT),
         )
         .await?;
     }
@@ -112,13 +106,7 @@ async fn parallel_stop_remove(cx: &Cx) -> Result<(), CaseError> {
         kit::pod_with_container(cx, &image, &["/bin/probe", "sleep", "inf"]).await?;
     cx.step(
         "running",
-        kit::wait_state(
-            "container.state.running",
-            cx,
-            &id,
-            cri::ContainerState::ContainerRunning,
-            WAIT,
-        ),
+        kit::wait_running(cx, &id, WAIT),
     )
     .await?;
     cx.step("4 callers stop and remove at once", async {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use cricket_harness::{
-    CaseDef, CaseError, Cx, Failure, FailureKind, Req, Suite, Tag, case_fn, cri, ensure, ensure_eq,
+    CaseDef, CaseError, Cx, Req, Suite, Tag, case_fn, cri, ensure, ensure_eq,
 };
 use tonic::Code;
 
@@ -138,26 +138,6 @@ fn state_name(s: i32) -> &'static str {
         .unwrap_or("unknown")
 }
 
-/// Fails at `check` as a Status failure unless `s` carries `want`: "returns an error" alone
-/// is checked by `kit::expect_err`; this is the code the rule implies on top of it.
-pub(super) fn ensure_code(
-    check: &'static str,
-    want: Code,
-    s: &tonic::Status,
-    what: &str,
-) -> Result<(), CaseError> {
-    if s.code() == want {
-        return Ok(());
-    }
-    let mut f = Failure::new(
-        FailureKind::Status,
-        check,
-        format!("{what} answered {:?}: {}", s.code(), s.message()),
-    );
-    f.expected = Some(format!("{want:?}"));
-    f.actual = Some(format!("{:?}", s.code()));
-    Err(f.into())
-}
 
 /// The smallest end-to-end scenario: pull, run a pod, run `echo hello` in it, see it exit 0
 /// and find `hello` on stdout in the log file named by LogDirectory + LogPath.
@@ -184,12 +164,7 @@ async fn echo_to_log(cx: &Cx) -> Result<(), CaseError> {
     let st = cx
         .step(
             "wait for exit",
-            kit::wait_state(
-                "container.state.exited",
-                cx,
-                &id,
-                cri::ContainerState::ContainerExited,
-                Duration::from_secs(30),
+            kit::wait_exited(cx, &id, Duration::from_secs(30),
             ),
         )
         .await?;
@@ -239,13 +214,7 @@ async fn lifecycle_states(cx: &Cx) -> Result<(), CaseError> {
     cx.step("start", kit::start(cx, &id)).await?;
     cx.step(
         "running",
-        kit::wait_state(
-            "container.state.running",
-            cx,
-            &id,
-            cri::ContainerState::ContainerRunning,
-            WAIT,
-        ),
+        kit::wait_running(cx, &id, WAIT),
     )
     .await?;
     cx.step("stop", kit::stop(cx, &id, 5)).await?;
@@ -270,7 +239,7 @@ async fn lifecycle_states(cx: &Cx) -> Result<(), CaseError> {
                 .await,
             "ContainerStatus after RemoveContainer",
         )?;
-        ensure_code(
+        kit::expect_code(
             "container.status.removed_not_found",
             Code::NotFound,
             &s,
@@ -397,13 +366,7 @@ async fn start_twice(cx: &Cx) -> Result<(), CaseError> {
         kit::pod_with_container(cx, &image, &["/bin/probe", "sleep", "inf"]).await?;
     cx.step(
         "running",
-        kit::wait_state(
-            "container.state.running",
-            cx,
-            &id,
-            cri::ContainerState::ContainerRunning,
-            WAIT,
-        ),
+        kit::wait_running(cx, &id, WAIT),
     )
     .await?;
     cx.step("start again", async {

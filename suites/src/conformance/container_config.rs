@@ -108,13 +108,7 @@ async fn run_config_image(
     let st = cx
         .step(
             "wait for exit",
-            kit::wait_state(
-                "container.state.exited",
-                cx,
-                &id,
-                cri::ContainerState::ContainerExited,
-                WAIT,
-            ),
+            kit::wait_exited(cx, &id, WAIT),
         )
         .await?;
     ensure_eq!("container.status.exit_zero", 0, st.exit_code, "exit code");
@@ -251,13 +245,7 @@ async fn run_with_mount(
     let st = cx
         .step(
             "wait for exit",
-            kit::wait_state(
-                "container.state.exited",
-                cx,
-                &id,
-                cri::ContainerState::ContainerExited,
-                WAIT,
-            ),
+            kit::wait_exited(cx, &id, WAIT),
         )
         .await?;
     let (_, out) = kit::read_log(&log)?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use cricket_harness::{CaseDef, CaseError, Cx, Req, Suite, Tag, case_fn, cri, ensure, ensure_eq};
 use tonic::Code;
 
-use super::container::{L, STATUS, WAIT, ensure_code, probe};
+use super::container::{L, STATUS, WAIT, probe};
 use crate::kit;
 
 const LIST: Req = Req {
@@ -106,13 +106,7 @@ async fn exit_code(cx: &Cx) -> Result<(), CaseError> {
     let st = cx
         .step(
             "wait for exit",
-            kit::wait_state(
-                "container.state.exited",
-                cx,
-                &id,
-                cri::ContainerState::ContainerExited,
-                WAIT,
-            ),
+            kit::wait_exited(cx, &id, WAIT),
         )
         .await?;
     cx.step("check", async {
@@ -138,13 +132,7 @@ async fn timestamps_ordered(cx: &Cx) -> Result<(), CaseError> {
     let st = cx
         .step(
             "wait for exit",
-            kit::wait_state(
-                "container.state.exited",
-                cx,
-                &id,
-                cri::ContainerState::ContainerExited,
-                WAIT,
-            ),
+            kit::wait_exited(cx, &id, WAIT),
         )
         .await?;
     ensure!(
@@ -289,13 +277,7 @@ async fn list_filters(cx: &Cx) -> Result<(), CaseError> {
     cx.step("start a", kit::start(cx, &a_id)).await?;
     cx.step(
         "a running",
-        kit::wait_state(
-            "container.state.running",
-            cx,
-            &a_id,
-            cri::ContainerState::ContainerRunning,
-            WAIT,
-        ),
+        kit::wait_running(cx, &a_id, WAIT),
     )
     .await?;
     let ids = |f: cri::ContainerFilter| async move {
@@ -409,7 +391,7 @@ async fn status_unknown(cx: &Cx) -> Result<(), CaseError> {
             .await,
         "ContainerStatus of an unknown id",
     )?;
-    ensure_code(
+    kit::expect_code(
         "container.status.unknown_not_found",
         Code::NotFound,
         &s,

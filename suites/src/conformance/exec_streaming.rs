@@ -66,12 +66,7 @@ async fn running(cx: &Cx) -> Result<(String, String), CaseError> {
         kit::pod_with_container(cx, &image, &["/bin/probe", "sleep", "inf"]).await?;
     cx.step(
         "running",
-        kit::wait_state(
-            "container.state.running",
-            cx,
-            &id,
-            cri::ContainerState::ContainerRunning,
-            Duration::from_secs(30),
+        kit::wait_running(cx, &id, Duration::from_secs(30),
         ),
     )
     .await?;

@@ -123,13 +123,7 @@ async fn running(cx: &Cx, image: &str) -> Result<String, CaseError> {
         kit::pod_with_container(cx, image, &["/bin/probe", "sleep", "inf"]).await?;
     cx.step(
         "running",
-        kit::wait_state(
-            "container.state.running",
-            cx,
-            &id,
-            cri::ContainerState::ContainerRunning,
-            WAIT,
-        ),
+        kit::wait_running(cx, &id, WAIT),
     )
     .await?;
     Ok(id)
@@ -282,13 +276,7 @@ async fn exited_container(cx: &Cx) -> Result<(), CaseError> {
     let (_, _, id, _) = kit::pod_with_container(cx, &image, &["/bin/probe", "true"]).await?;
     cx.step(
         "exited",
-        kit::wait_state(
-            "container.state.exited",
-            cx,
-            &id,
-            cri::ContainerState::ContainerExited,
-            WAIT,
-        ),
+        kit::wait_exited(cx, &id, WAIT),
     )
     .await?;
     cx.step("exec in it", async {
@@ -340,13 +328,7 @@ async fn same_namespaces(cx: &Cx) -> Result<(), CaseError> {
     cx.step("start", kit::start(cx, &id)).await?;
     cx.step(
         "running",
-        kit::wait_state(
-            "container.state.running",
-            cx,
-            &id,
-            cri::ContainerState::ContainerRunning,
-            WAIT,
-        ),
+        kit::wait_running(cx, &id, WAIT),
     )
     .await?;
     let r = cx
@@ -393,13 +375,7 @@ async fn security_context_user(cx: &Cx) -> Result<(), CaseError> {
     cx.step("start", kit::start(cx, &id)).await?;
     cx.step(
         "running",
-        kit::wait_state(
-            "container.state.running",
-            cx,
-            &id,
-            cri::ContainerState::ContainerRunning,
-            WAIT,
-        ),
+        kit::wait_running(cx, &id, WAIT),
     )
     .await?;
     let u = cx

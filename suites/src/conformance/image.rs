@@ -383,12 +383,7 @@ async fn pull_index_platform(cx: &Cx) -> Result<(), CaseError> {
     let st = cx
         .step(
             "wait for exit",
-            kit::wait_state(
-                "container.state.exited",
-                cx,
-                &id,
-                cri::ContainerState::ContainerExited,
-                Duration::from_secs(30),
+            kit::wait_exited(cx, &id, Duration::from_secs(30),
             ),
         )
         .await?;

@@ -89,13 +89,7 @@ async fn run_logger(
     let st = cx
         .step(
             "wait for exit",
-            kit::wait_state(
-                "container.state.exited",
-                cx,
-                &id,
-                cri::ContainerState::ContainerExited,
-                WAIT,
-            ),
+            kit::wait_exited(cx, &id, WAIT),
         )
         .await?;
     Ok((id, kit::log_file(&pod_cfg, &config), st))

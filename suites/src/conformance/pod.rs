@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use cricket_harness::{
-    CaseDef, CaseError, Cx, Failure, FailureKind, Req, Suite, Tag, case_fn, cri, ensure, ensure_eq,
+    CaseDef, CaseError, Cx, Req, Suite, Tag, case_fn, cri, ensure, ensure_eq,
 };
 use tonic::Code;
 
@@ -131,26 +131,6 @@ pub const CASES: &[CaseDef] = &[
     },
 ];
 
-/// Fails at `check` as a Status failure unless `s` carries `want`: "returns an error" alone
-/// is checked by `kit::expect_err`; this is the code the rule implies on top of it.
-fn ensure_code(
-    check: &'static str,
-    want: Code,
-    s: &tonic::Status,
-    what: &str,
-) -> Result<(), CaseError> {
-    if s.code() == want {
-        return Ok(());
-    }
-    let mut f = Failure::new(
-        FailureKind::Status,
-        check,
-        format!("{what} answered {:?}: {}", s.code(), s.message()),
-    );
-    f.expected = Some(format!("{want:?}"));
-    f.actual = Some(format!("{:?}", s.code()));
-    Err(f.into())
-}
 
 async fn run_ready(cx: &Cx) -> Result<(), CaseError> {
     let (id, cfg) = cx.step("run pod", kit::run_pod(cx, "ready")).await?;
@@ -230,7 +210,7 @@ async fn remove_gone(cx: &Cx) -> Result<(), CaseError> {
                 .await,
             "PodSandboxStatus of a removed sandbox",
         )?;
-        ensure_code(
+        kit::expect_code(
             "pod.status.removed_not_found",
             Code::NotFound,
             &s,
@@ -500,12 +480,7 @@ async fn stop_kills_containers(cx: &Cx) -> Result<(), CaseError> {
         kit::pod_with_container(cx, &image, &["/bin/probe", "sleep", "inf"]).await?;
     cx.step(
         "container running",
-        kit::wait_state(
-            "container.state.running",
-            cx,
-            &ctr,
-            cri::ContainerState::ContainerRunning,
-            Duration::from_secs(10),
+        kit::wait_running(cx, &ctr, Duration::from_secs(10),
         ),
     )
     .await?;
@@ -544,7 +519,7 @@ async fn remove_running(cx: &Cx) -> Result<(), CaseError> {
                 .await,
             "ContainerStatus after its sandbox was removed",
         )?;
-        ensure_code(
+        kit::expect_code(
             "pod.remove.container_not_found",
             Code::NotFound,
             &s,
@@ -567,7 +542,7 @@ async fn status_unknown(cx: &Cx) -> Result<(), CaseError> {
                 .await,
             "PodSandboxStatus of an unknown id",
         )?;
-        ensure_code(
+        kit::expect_code(
             "pod.status.unknown_not_found",
             Code::NotFound,
             &s,

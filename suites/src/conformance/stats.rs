@@ -124,13 +124,7 @@ async fn running(
     let (pod, _, id, config) = kit::pod_with_container(cx, &image, cmd).await?;
     cx.step(
         "running",
-        kit::wait_state(
-            "container.state.running",
-            cx,
-            &id,
-            cri::ContainerState::ContainerRunning,
-            WAIT,
-        ),
+        kit::wait_running(cx, &id, WAIT),
     )
     .await?;
     Ok((pod, id, config))

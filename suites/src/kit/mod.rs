@@ -10,4 +10,4 @@ pub mod wait;
 
 pub use logs::{LogLine, log_file, parse_log, read_log};
 pub use objects::*;
-pub use wait::{wait_log, wait_state};
+pub use wait::{wait_exited, wait_log, wait_running, wait_state};

@@ -242,6 +242,27 @@ pub fn expect_err<T: std::fmt::Debug>(
     }
 }
 
+/// Fails at `check` as a Status failure unless `s` carries `want`, showing both codes:
+/// "returns an error" alone is [`expect_err`]; this is the code the rule implies on top.
+pub fn expect_code(
+    check: &'static str,
+    want: tonic::Code,
+    s: &tonic::Status,
+    what: &str,
+) -> Result<(), CaseError> {
+    if s.code() == want {
+        return Ok(());
+    }
+    let mut f = cricket_harness::Failure::new(
+        cricket_harness::FailureKind::Status,
+        check,
+        format!("{what} answered {:?}: {}", s.code(), s.message()),
+    );
+    f.expected = Some(format!("{want:?}"));
+    f.actual = Some(format!("{:?}", s.code()));
+    Err(f.into())
+}
+
 /// The image/request strings shared by cases.
 pub fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| x.to_string()).collect()

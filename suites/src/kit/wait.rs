@@ -70,3 +70,36 @@ pub async fn wait_log(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// Waits until the container runs: the precondition of every case that execs into, stops or
+/// inspects a running container (check `container.state.running`).
+pub async fn wait_running(
+    cx: &Cx,
+    id: &str,
+    within: Duration,
+) -> Result<cri::ContainerStatus, CaseError> {
+    wait_state(
+        "container.state.running",
+        cx,
+        id,
+        cri::ContainerState::ContainerRunning,
+        within,
+    )
+    .await
+}
+
+/// Waits until the container has exited (check `container.state.exited`).
+pub async fn wait_exited(
+    cx: &Cx,
+    id: &str,
+    within: Duration,
+) -> Result<cri::ContainerStatus, CaseError> {
+    wait_state(
+        "container.state.exited",
+        cx,
+        id,
+        cri::ContainerState::ContainerExited,
+        within,
+    )
+    .await
+}
