@@ -61,6 +61,15 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return cmd::usage_error(e),
     };
+    if matches!(
+        cli.command,
+        Command::List(_) | Command::Images(_) | Command::Diff(_)
+    ) {
+        // Listing commands end quietly when their reader goes away (`cricket list | head`).
+        // Only these: a runtime or a run must see EPIPE, not die of SIGPIPE.
+        // SAFETY: restoring the default disposition before any thread is started.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     match cli.command {
         Command::Run(a) => cmd::run::main(*a),
         Command::List(a) => cmd::list::main(a),
