@@ -5,10 +5,12 @@
 use std::process::Command;
 
 const TARGETS: &[&str] = &[
+    "channel_messages",
     "cri_roundtrip",
     "layer_unpack",
     "registry_request",
     "runtime_request",
+    "spdy_frames",
 ];
 
 #[test]
