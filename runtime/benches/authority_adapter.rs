@@ -24,6 +24,8 @@ fn start(dir: &Path, name: &str, faults: &str) -> PathBuf {
         registry_mirrors: Vec::new(),
         registry_ca: Vec::new(),
         shim_binary: PathBuf::from("/nonexistent/cricket"),
+        streaming_address: cricket_runtime::config::DEFAULT_STREAMING_ADDRESS,
+        stream_idle_timeout: cricket_runtime::config::DEFAULT_STREAM_IDLE_TIMEOUT,
     };
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -25,4 +25,14 @@ pub struct Config {
     pub registry_ca: Vec<PathBuf>,
     /// The binary with the `__shim` and `__exec` helper subcommands (the `cricket` binary).
     pub shim_binary: PathBuf,
+    /// Where the streaming server (Exec/Attach/PortForward URLs) listens; port 0 picks one.
+    pub streaming_address: std::net::SocketAddr,
+    /// A streaming connection with no traffic for this long is closed (containerd: 4 h).
+    pub stream_idle_timeout: std::time::Duration,
 }
+
+/// The streaming server's defaults: loopback, any port, 4 h idle (containerd's).
+pub const DEFAULT_STREAMING_ADDRESS: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+pub const DEFAULT_STREAM_IDLE_TIMEOUT: std::time::Duration =
+    std::time::Duration::from_secs(4 * 3600);

@@ -233,6 +233,10 @@ impl Engine {
             start_fifo: Some(fifo),
             exit_file: dir.join("exit.json"),
             builtin_pause: false,
+            stdin: config.stdin,
+            stdin_once: config.stdin_once,
+            tty: config.tty,
+            attach_socket: Some(dir.join("attach.sock")),
         };
         let (child, out, pid) = match self.spawn_shim(&dir, &spec).await {
             Ok(s) => s,

@@ -34,6 +34,9 @@ pub struct ExecSpec {
     pub cmd: Vec<String>,
     /// 0 = no timeout.
     pub timeout_ms: u64,
+    /// The helper's stdio is a terminal: the command gets it as its controlling terminal.
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// The helper: enter, fork, wait (or kill on timeout). Its exit status is the command's; a
@@ -137,9 +140,16 @@ fn helper(spec: &ExecSpec) -> io::Result<i32> {
 }
 
 fn exec_child(spec: &ExecSpec) -> io::Error {
-    // SAFETY: process setup in the forked child.
+    // SAFETY: process setup in the forked child (post-fork: raw calls only, no allocation).
     unsafe {
-        libc::setpgid(0, 0);
+        if spec.tty {
+            // A session of its own with the terminal on fd 0 as its controlling terminal, so
+            // ^C and SIGWINCH reach it; still a process group the timeout can kill.
+            libc::setsid();
+            libc::ioctl(0, libc::TIOCSCTTY, 0);
+        } else {
+            libc::setpgid(0, 0);
+        }
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
     }
     if let Err(e) = std::env::set_current_dir(if spec.cwd.is_empty() { "/" } else { &spec.cwd }) {
@@ -199,6 +209,65 @@ async fn read_capped(mut r: impl tokio::io::AsyncRead + Unpin) -> Vec<u8> {
 }
 
 impl Engine {
+    /// What the exec helper needs to run `cmd` in a running container: its namespaces
+    /// (through its pid), cgroup, user and environment.
+    pub fn exec_spec(
+        &self,
+        container_id: &str,
+        cmd: &[String],
+        timeout_ms: u64,
+        tty: bool,
+    ) -> Result<ExecSpec, Status> {
+        let t = self.tables();
+        let c = t
+            .ctrs
+            .get(container_id)
+            .ok_or_else(|| Status::not_found(format!("container {container_id} not found")))?;
+        if c.rec.state != CtrState::Running || !sys::alive(c.rec.pid) {
+            return Err(Status::failed_precondition(format!(
+                "container {container_id} is not running"
+            )));
+        }
+        let cg = self
+            .cgroups
+            .create(&c.rec.cgroup)
+            .map(|g| g.procs_files())
+            .unwrap_or_default();
+        Ok(ExecSpec {
+            pid: c.rec.pid,
+            cgroup_procs: cg,
+            env: c.rec.env.clone(),
+            uid: c.rec.uid,
+            gid: c.rec.gid,
+            groups: c.rec.groups.clone(),
+            cwd: c.rec.cwd.clone(),
+            cmd: cmd.to_vec(),
+            timeout_ms,
+            tty,
+        })
+    }
+
+    /// Starts the exec helper for `spec` with the given stdio. Dropping the child kills the
+    /// helper, and the command with it (it has PR_SET_PDEATHSIG).
+    pub fn spawn_exec(
+        &self,
+        spec: &ExecSpec,
+        stdin: Stdio,
+        stdout: Stdio,
+        stderr: Stdio,
+    ) -> Result<tokio::process::Child, Status> {
+        let json = serde_json::to_string(spec).map_err(|e| Status::internal(e.to_string()))?;
+        tokio::process::Command::new(&self.shim_bin)
+            .arg("__exec")
+            .arg(json)
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| Status::internal(format!("starting the exec helper: {e}")))
+    }
+
     pub async fn exec_sync(
         self: &Arc<Self>,
         req: cri::ExecSyncRequest,
@@ -212,44 +281,13 @@ impl Engine {
                 req.timeout
             )));
         }
-        let spec = {
-            let t = self.tables();
-            let c = t.ctrs.get(&req.container_id).ok_or_else(|| {
-                Status::not_found(format!("container {} not found", req.container_id))
-            })?;
-            if c.rec.state != CtrState::Running || !sys::alive(c.rec.pid) {
-                return Err(Status::failed_precondition(format!(
-                    "container {} is not running",
-                    req.container_id
-                )));
-            }
-            let cg = self
-                .cgroups
-                .create(&c.rec.cgroup)
-                .map(|g| g.procs_files())
-                .unwrap_or_default();
-            ExecSpec {
-                pid: c.rec.pid,
-                cgroup_procs: cg,
-                env: c.rec.env.clone(),
-                uid: c.rec.uid,
-                gid: c.rec.gid,
-                groups: c.rec.groups.clone(),
-                cwd: c.rec.cwd.clone(),
-                cmd: req.cmd.clone(),
-                timeout_ms: (req.timeout as u64).saturating_mul(1000),
-            }
-        };
-        let json = serde_json::to_string(&spec).map_err(|e| Status::internal(e.to_string()))?;
-        let mut child = tokio::process::Command::new(&self.shim_bin)
-            .arg("__exec")
-            .arg(json)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| Status::internal(format!("starting the exec helper: {e}")))?;
+        let spec = self.exec_spec(
+            &req.container_id,
+            &req.cmd,
+            (req.timeout as u64).saturating_mul(1000),
+            false,
+        )?;
+        let mut child = self.spawn_exec(&spec, Stdio::null(), Stdio::piped(), Stdio::piped())?;
         let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
             return Err(Status::internal("exec helper without pipes"));
         };

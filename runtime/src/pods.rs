@@ -138,6 +138,10 @@ impl Engine {
             start_fifo: None,
             exit_file: pause.join("exit.json"),
             builtin_pause,
+            stdin: false,
+            stdin_once: false,
+            tty: false,
+            attach_socket: None,
         };
         let spawned = self.spawn_shim(&pause, &spec).await;
         let (child, mut out, pause_pid) = match spawned {

@@ -26,6 +26,7 @@ use crate::{RUNTIME_NAME, RUNTIME_VERSION};
 pub struct Runtime {
     config: Config,
     engine: Arc<Engine>,
+    streams: Arc<crate::streaming::StreamServer>,
 }
 
 type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -43,8 +44,16 @@ fn require_id(id: &str, field: &str) -> Result<(), Status> {
 }
 
 impl Runtime {
-    pub fn new(config: Config, engine: Arc<Engine>) -> Self {
-        Self { config, engine }
+    pub fn new(
+        config: Config,
+        engine: Arc<Engine>,
+        streams: Arc<crate::streaming::StreamServer>,
+    ) -> Self {
+        Self {
+            config,
+            engine,
+            streams,
+        }
     }
 
     fn fault(&self, f: Fault) -> bool {
@@ -430,6 +439,30 @@ impl RuntimeService for Runtime {
         // SAFETY: SIGUSR1 asks our shim to reopen the log file.
         unsafe { libc::kill(c.rec.shim_pid, libc::SIGUSR1) };
         Ok(Response::new(cri::ReopenContainerLogResponse {}))
+    }
+
+    async fn exec(
+        &self,
+        request: Request<cri::ExecRequest>,
+    ) -> Result<Response<cri::ExecResponse>, Status> {
+        let url = self.streams.exec(request.into_inner())?;
+        Ok(Response::new(cri::ExecResponse { url }))
+    }
+
+    async fn attach(
+        &self,
+        request: Request<cri::AttachRequest>,
+    ) -> Result<Response<cri::AttachResponse>, Status> {
+        let url = self.streams.attach(request.into_inner())?;
+        Ok(Response::new(cri::AttachResponse { url }))
+    }
+
+    async fn port_forward(
+        &self,
+        request: Request<cri::PortForwardRequest>,
+    ) -> Result<Response<cri::PortForwardResponse>, Status> {
+        let url = self.streams.port_forward(request.into_inner())?;
+        Ok(Response::new(cri::PortForwardResponse { url }))
     }
 
     async fn exec_sync(

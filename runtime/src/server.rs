@@ -77,7 +77,19 @@ pub async fn serve(
         config.faults.clone(),
     );
     engine.restore();
-    let runtime = Runtime::new(config.clone(), engine);
+    let streams = crate::streaming::StreamServer::start(
+        config.streaming_address,
+        engine.clone(),
+        config.stream_idle_timeout,
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "starting the streaming server on {}",
+            config.streaming_address
+        )
+    })?;
+    let runtime = Runtime::new(config.clone(), engine, streams);
     let result = tonic::transport::Server::builder()
         .layer(HangUnknown::layer(hang_unknown))
         .layer(GrpcRules::layer(

@@ -213,3 +213,31 @@ pub fn humanize(d: std::time::Duration) -> String {
         format!("{:.1}s", d.as_secs_f64())
     }
 }
+
+/// A unix socket address holds at most 107 path bytes, and container directories under a
+/// deep runtime root pass that. The socket is reached through its directory's descriptor
+/// instead (`/proc/self/fd/N/name`), which is short whatever the root, and names the same
+/// file for bind and connect. `f` runs while the descriptor is open.
+pub fn via_dir_fd<T>(path: &Path, f: impl FnOnce(&Path) -> io::Result<T>) -> io::Result<T> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("socket path {} has no directory", path.display()),
+        ));
+    };
+    let dir = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| {
+        io::Error::new(
+            io::Error::from(e).kind(),
+            format!("opening {}: {e}", dir.display()),
+        )
+    })?;
+    let short = Path::new("/proc/self/fd")
+        .join(dir.as_raw_fd().to_string())
+        .join(name);
+    f(&short)
+}

@@ -22,6 +22,13 @@ pub struct Args {
     /// PEM file of a CA trusted for HTTPS registries, besides the web PKI roots (repeatable)
     #[arg(long)]
     registry_ca: Vec<PathBuf>,
+    /// Where the streaming server behind Exec/Attach/PortForward URLs listens (port 0 picks
+    /// a free one)
+    #[arg(long, default_value_t = cricket_runtime::config::DEFAULT_STREAMING_ADDRESS)]
+    streaming_address: std::net::SocketAddr,
+    /// Close a streaming connection after this long without traffic (e.g. 4h, 30s)
+    #[arg(long, value_parser = super::parse_duration, default_value = "4h")]
+    stream_idle_timeout: std::time::Duration,
 }
 
 pub fn main(a: Args) -> ExitCode {
@@ -55,6 +62,8 @@ pub fn main(a: Args) -> ExitCode {
         pause_image: a.pause_image,
         registry_mirrors: a.registry_mirror,
         registry_ca: a.registry_ca,
+        streaming_address: a.streaming_address,
+        stream_idle_timeout: a.stream_idle_timeout,
         shim_binary: match std::env::current_exe() {
             Ok(p) => p,
             Err(e) => return fail_usage(format!("cannot locate the cricket binary: {e}")),

@@ -11,7 +11,14 @@ use crate::image::unpack::{ensure_dir, open_in_root};
 use crate::sys;
 
 /// Sets up and execs; never returns. Errors are written to `sync` for the shim to report.
-pub fn run(spec: &Spec, go: OwnedFd, sync: OwnedFd, out: OwnedFd, err: OwnedFd) -> ! {
+pub fn run(
+    spec: &Spec,
+    go: OwnedFd,
+    sync: OwnedFd,
+    out: OwnedFd,
+    err: OwnedFd,
+    stdin: Option<OwnedFd>,
+) -> ! {
     let sync_fd = sync.as_raw_fd();
     let fail = |prefix: &str, e: io::Error| -> ! {
         let _ = sys::write_all(sync_fd, format!("{prefix} {e}\n").as_bytes());
@@ -24,7 +31,7 @@ pub fn run(spec: &Spec, go: OwnedFd, sync: OwnedFd, out: OwnedFd, err: OwnedFd) 
         Ok(f) => f,
         Err(e) => fail("error", e),
     };
-    if let Err(e) = setup(spec, go, out, err) {
+    if let Err(e) = setup(spec, go, out, err, stdin) {
         fail("error", e);
     }
     let _ = sys::write_all(sync_fd, b"ok\n");
@@ -95,21 +102,39 @@ fn identity(spec: &Spec) -> io::Result<()> {
     Ok(())
 }
 
-fn setup(spec: &Spec, go: OwnedFd, out: OwnedFd, err: OwnedFd) -> io::Result<()> {
+fn setup(
+    spec: &Spec,
+    go: OwnedFd,
+    out: OwnedFd,
+    err: OwnedFd,
+    stdin: Option<OwnedFd>,
+) -> io::Result<()> {
     // Wait until the shim has placed us in our cgroups.
     let mut b = [0u8; 1];
     sys::read_some(go.as_raw_fd(), &mut b)?;
     drop(go);
     let devnull = sys::path_c(Path::new("/dev/null"))?;
-    // SAFETY: standard descriptor plumbing in the child.
+    // SAFETY: standard descriptor plumbing in the child (post-fork, raw calls).
     unsafe {
-        let null = sys::check(libc::open(devnull.as_ptr(), libc::O_RDONLY))?;
-        sys::check(libc::dup2(null, 0))?;
+        match &stdin {
+            Some(fd) => {
+                sys::check(libc::dup2(fd.as_raw_fd(), 0))?;
+            }
+            None => {
+                let null = sys::check(libc::open(devnull.as_ptr(), libc::O_RDONLY))?;
+                sys::check(libc::dup2(null, 0))?;
+                libc::close(null);
+            }
+        };
         sys::check(libc::dup2(out.as_raw_fd(), 1))?;
         sys::check(libc::dup2(err.as_raw_fd(), 2))?;
-        libc::close(null);
         libc::setsid();
+        if spec.tty {
+            // The terminal on 0/1/2 becomes the container's controlling terminal.
+            sys::check(libc::ioctl(0, libc::TIOCSCTTY, 0))?;
+        }
     }
+    drop(stdin);
     drop(out);
     drop(err);
     if spec.loopback_up {

@@ -8,6 +8,7 @@
 //! `ready <pid>` (created, waiting for start) or `error <message>`; then `started` or
 //! `exec-error <message>` once the process has exec'd (or failed to). SIGUSR1 reopens the log.
 
+pub mod attach;
 pub mod init;
 pub mod log;
 pub mod spec;
@@ -86,8 +87,45 @@ fn run(spec: &Spec) -> io::Result<i32> {
         libc::signalfd(-1, &watched, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK)
     })?;
 
-    let (out_r, out_w) = sys::pipe_cloexec()?;
-    let (err_r, err_w) = sys::pipe_cloexec()?;
+    // A tty container's 0/1/2 are one terminal (output logged as stdout); otherwise pipes.
+    let tty = if spec.tty {
+        Some(crate::pty::open(80, 24)?)
+    } else {
+        None
+    };
+    let (out_r, out_w, err_r, err_w, stdin_r, stdin_w) = match &tty {
+        Some((master, slave)) => (
+            master.try_clone()?,
+            slave.try_clone()?,
+            None,
+            slave.try_clone()?,
+            Some(slave.try_clone()?),
+            None,
+        ),
+        None => {
+            let (out_r, out_w) = sys::pipe_cloexec()?;
+            let (err_r, err_w) = sys::pipe_cloexec()?;
+            let (stdin_r, stdin_w) = if spec.stdin {
+                let (r, w) = sys::pipe_cloexec()?;
+                (Some(r), Some(w))
+            } else {
+                (None, None)
+            };
+            (out_r, out_w, Some(err_r), err_w, stdin_r, stdin_w)
+        }
+    };
+    let master_fd = tty.as_ref().map(|(m, _)| m.as_raw_fd());
+    let mut attach = match &spec.attach_socket {
+        Some(path) => Some(attach::Attach::listen(
+            path,
+            match master_fd {
+                Some(m) => attach::Input::Tty(m),
+                None => attach::Input::Pipe(stdin_w),
+            },
+            spec.stdin_once,
+        )?),
+        None => None,
+    };
     let (sync_r, sync_w) = sys::pipe_cloexec()?;
     let (go_r, go_w) = sys::pipe_cloexec()?;
     for ns in &spec.join {
@@ -118,9 +156,11 @@ fn run(spec: &Spec) -> io::Result<i32> {
             libc::close(sfd);
         }
         drop((out_r, err_r, sync_r, go_w));
-        init::run(spec, go_r, sync_w, out_w, err_w);
+        init::run(spec, go_r, sync_w, out_w, err_w, stdin_r);
     }
-    drop((out_w, err_w, sync_w, go_r));
+    drop((out_w, err_w, sync_w, go_r, stdin_r));
+    // The parent keeps only the master of a terminal: the container holds the slave.
+    let _master = tty.map(|(m, _)| m);
     // Hold the container's mount namespace: otherwise its last process tears every mount down
     // inside exit(), before the kernel reports the exit, which delays it by a hundred ms or more.
     let _mnt_ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt")).ok();
@@ -142,7 +182,7 @@ fn run(spec: &Spec) -> io::Result<i32> {
     }
     let mut sync = Some(sync_r);
     let mut sync_buf = Vec::new();
-    let mut pipes: [Option<OwnedFd>; 2] = [Some(out_r), Some(err_r)];
+    let mut pipes: [Option<OwnedFd>; 2] = [Some(out_r), err_r];
     let mut status: Option<libc::c_int> = None;
     let mut drain_deadline: Option<std::time::Instant> = None;
     let mut buf = vec![0u8; 64 * 1024];
@@ -165,6 +205,15 @@ fn run(spec: &Spec) -> io::Result<i32> {
                 events: libc::POLLIN,
                 revents: 0,
             });
+        }
+        if let Some(a) = &attach {
+            for (fd, events) in a.poll_fds() {
+                fds.push(libc::pollfd {
+                    fd,
+                    events,
+                    revents: 0,
+                });
+            }
         }
         if status.is_some()
             && (pipes.iter().all(Option::is_none)
@@ -216,16 +265,28 @@ fn run(spec: &Spec) -> io::Result<i32> {
                 .position(|p| p.as_ref().is_some_and(|p| p.as_raw_fd() == f.fd))
             {
                 match sys::read_some(f.fd, &mut buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    // EIO: a terminal whose slave side is closed has ended.
                     Ok(0) | Err(_) => pipes[i] = None,
-                    Ok(k) => log.write(
-                        if i == 0 {
+                    Ok(k) => {
+                        let stream = if i == 0 {
                             Stream::Stdout
                         } else {
                             Stream::Stderr
-                        },
-                        &buf[..k],
-                    ),
+                        };
+                        log.write(stream, &buf[..k]);
+                        if let Some(a) = &mut attach {
+                            let kind = if i == 0 {
+                                attach::STDOUT
+                            } else {
+                                attach::STDERR
+                            };
+                            a.broadcast(kind, &buf[..k]);
+                        }
+                    }
                 }
+            } else if let Some(a) = attach.as_mut().filter(|a| a.owns(f.fd)) {
+                a.ready(f.fd, f.revents);
             } else if sync.as_ref().is_some_and(|s| s.as_raw_fd() == f.fd) {
                 match sys::read_some(f.fd, &mut buf) {
                     Ok(0) | Err(_) => {
@@ -258,6 +319,9 @@ fn run(spec: &Spec) -> io::Result<i32> {
     } else {
         (libc::WEXITSTATUS(st), None)
     };
+    if let Some(a) = &mut attach {
+        a.exited(code);
+    }
     let exit = Exit {
         code,
         signal,

@@ -77,6 +77,19 @@ pub struct Spec {
     /// orphans itself, in no rootfs (nothing of an image runs), instead of exec'ing `/pause`.
     #[serde(default)]
     pub builtin_pause: bool,
+    /// ContainerConfig.stdin: the process reads a pipe the shim holds (attach writes to it)
+    /// instead of /dev/null.
+    #[serde(default)]
+    pub stdin: bool,
+    /// ContainerConfig.stdin_once: that pipe closes after the first attach that used it.
+    #[serde(default)]
+    pub stdin_once: bool,
+    /// ContainerConfig.tty: 0/1/2 are a terminal the shim holds the master of.
+    #[serde(default)]
+    pub tty: bool,
+    /// Where the shim listens for attach sessions (containers only).
+    #[serde(default)]
+    pub attach_socket: Option<PathBuf>,
 }
 
 /// How a process ended, written by the shim.
