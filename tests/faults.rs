@@ -49,15 +49,67 @@ const FAULTS: &[(&str, &str)] = &[
     ),
     ("serial-accept", "transport.connections.idle_held"),
     ("bad-preface-hangs", "transport.preface.garbage"),
+    ("stream-token-reusable", "streaming.token.reuse_refused"),
+    ("stream-token-prefix", "fuzz.streaming.port"),
+    ("exec-stream-drops-stderr", "streaming.exec.stdout_stderr"),
+    ("exec-loses-exit-code", "streaming.exec.exit_codes"),
+    ("exec-resize-ignored", "streaming.exec.tty_resize"),
+    (
+        "exec-disconnect-leaks",
+        "streaming.exec.disconnect_ends_stdin",
+    ),
+    ("exec-disconnect-leaks", "streaming.exec.disconnect_kills"),
+    ("attach-stdin-once-ignored", "streaming.attach.stdin_once"),
+    (
+        "attach-ignores-config",
+        "streaming.attach.config_mismatch_refused",
+    ),
+    (
+        "attach-session-closes-stdin",
+        "streaming.attach.stdin_across_sessions",
+    ),
+    ("attach-merges-stderr", "streaming.attach.stdout_stderr"),
+    (
+        "port-forward-silent-error",
+        "streaming.port_forward.closed_port",
+    ),
+    (
+        "port-forward-truncates",
+        "streaming.port_forward.two_connections",
+    ),
+    ("ws-base64-as-binary", "streaming.websocket.exec_base64"),
+    (
+        "ws-ignores-stream-close",
+        "streaming.websocket.exec_v5_stdin_close",
+    ),
+    ("ws-no-port-prefix", "streaming.websocket.port_forward"),
 ];
+
+/// A fault no case is paired with proves nothing; `start-slow` is proven by tests/bench.rs.
+#[test]
+fn every_fault_switch_has_its_case() {
+    for (_, name, what) in cricket_runtime::fault::Fault::ALL {
+        assert!(
+            *name == "start-slow" || FAULTS.iter().any(|(f, _)| f == name),
+            "fault {name} ({what}) is not paired with a case in FAULTS"
+        );
+    }
+}
 
 #[test]
 fn each_fault_is_caught_by_its_case() {
     for (fault, case) in FAULTS {
         let dir = tempfile::tempdir().expect("tempdir");
+        let suite = if case.starts_with("fuzz.") {
+            "fuzz"
+        } else {
+            "conformance,property"
+        };
         let out = Command::new(env!("CARGO_BIN_EXE_cricket"))
             .args([
                 "run",
+                "--suite",
+                suite,
                 "--focus",
                 case,
                 "--rpc-timeout",

@@ -76,7 +76,9 @@ macro_rules! closed_enum {
 }
 
 closed_enum! {
-    /// What kind of behaviour a case checks (`--tags`).
+    /// What kind of behaviour a case checks (`--tags`). `serial` marks a case that strains a
+    /// limit the whole runtime shares (the waiting streaming URLs, say): the runner runs it
+    /// with no other case in flight.
     Tag {
         Conformance = "conformance",
         Lifecycle = "lifecycle",
@@ -91,6 +93,7 @@ closed_enum! {
         Logs = "logs",
         Events = "events",
         Transport = "transport",
+        Serial = "serial",
     }
 }
 

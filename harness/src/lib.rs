@@ -16,6 +16,7 @@ pub mod report;
 pub mod runner;
 pub mod select;
 pub mod session;
+pub mod streaming;
 pub mod target;
 
 pub use case::{CaseDef, CaseFn, Need, Req, Suite, Tag};

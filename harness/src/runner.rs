@@ -13,7 +13,7 @@ use tonic::Code;
 
 use cricket_fixtures::catalog::Catalog;
 
-use crate::case::CaseDef;
+use crate::case::{CaseDef, Tag};
 use crate::client::CriClient;
 use crate::cx::{CASE_LABEL, Cx, RUN_LABEL, SuiteOptions};
 use crate::event::{CaseRecord, Counts, Event, Leak, Outcome, Reporter, RunMeta, RunSummary};
@@ -106,12 +106,22 @@ pub async fn run(
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
     let mut counts = Counts::default();
+    // Ordinary cases share the runtime; a `serial` one takes it whole.
+    let exclusive = tokio::sync::RwLock::new(());
     {
         let work = futures::stream::iter(cases.iter().copied())
             .map(|case| {
                 let tx = tx.clone();
                 let info = info.clone();
+                let exclusive = &exclusive;
                 async move {
+                    let _shared;
+                    let _alone;
+                    if case.tags.contains(&Tag::Serial) {
+                        _alone = exclusive.write().await;
+                    } else {
+                        _shared = exclusive.read().await;
+                    }
                     if cancel.reason().is_some() {
                         return;
                     }

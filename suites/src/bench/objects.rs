@@ -41,10 +41,55 @@ pub(super) async fn exec_sync(
                 s.add("ExecSync", "ExecSync round trip (probe echo)", d);
             }
         }
+        for i in 0..cfg.warmup + cfg.samples {
+            let d = exec_streaming(c, &id).await?;
+            if i >= cfg.warmup {
+                s.add("Exec", "Exec + SPDY stream + status (probe echo)", d);
+            }
+        }
         Ok(())
     };
     let r = measured.await;
     both(r, remove_pods(c, vec![pod]).await)
+}
+
+/// What `kubectl exec` costs end to end: the Exec RPC, the SPDY upgrade and streams (as
+/// client-go opens them), the command's output and its status. Checked like ExecSync.
+async fn exec_streaming(c: &CriClient, id: &str) -> Result<std::time::Duration, String> {
+    use cricket_harness::streaming::{RemoteCommand, StdioWanted};
+    use cricket_stream::remotecommand::{ExitStatus, SPDY_CLIENT_PROTOCOLS};
+    let want = StdioWanted {
+        stdin: false,
+        stdout: true,
+        stderr: true,
+        tty: false,
+    };
+    let req = cri::ExecRequest {
+        container_id: id.to_string(),
+        cmd: ["/bin/probe", "echo", "cricket"].map(String::from).to_vec(),
+        stdout: true,
+        stderr: true,
+        ..Default::default()
+    };
+    let within = std::time::Duration::from_secs(30);
+    let t = std::time::Instant::now();
+    let (r, _) = timed("Exec", c.exec(req)).await?;
+    let session = RemoteCommand::spdy(&r.url, &SPDY_CLIENT_PROTOCOLS, want, within)
+        .await
+        .map_err(|e| format!("connecting to the Exec URL {}: {e}", r.url))?;
+    let out = session
+        .finish(within)
+        .await
+        .map_err(|e| format!("the exec session: {e}"))?;
+    let d = t.elapsed();
+    if out.status != ExitStatus::Success || out.stdout != b"cricket\n" {
+        return Err(format!(
+            "streaming exec of `probe echo cricket` ended {:?} with stdout {:?}, expected success and \"cricket\\n\"",
+            out.status,
+            String::from_utf8_lossy(&out.stdout)
+        ));
+    }
+    Ok(d)
 }
 
 /// ListPodSandbox and ListContainers (no filter, as kubelet's relist) with `size` pods of one

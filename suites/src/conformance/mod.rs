@@ -15,6 +15,7 @@ macro_rules! areas {
 }
 
 areas!(
+    attach_streaming,
     concurrency,
     container,
     container_config,
@@ -32,9 +33,12 @@ areas!(
     negative_malformed,
     pod,
     pod_config,
+    port_forward_streaming,
     runtime,
     stats,
+    token_streaming,
     transport,
+    websocket_streaming,
 );
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 pub mod logs;
 pub mod objects;
 pub mod raw_h2;
+pub mod remote;
 pub mod wait;
 
 pub use logs::{LogLine, log_file, parse_log, read_log};
