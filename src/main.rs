@@ -29,7 +29,8 @@ enum Command {
     Runtime(cmd::runtime::Args),
     /// Compare two runs: outcome changes (newly failing first) and latency ratios.
     Diff(cmd::diff::Args),
-    /// Fuzz a target's CRI socket: structure-aware and wire-level inputs to all 41 RPCs.
+    /// Fuzz a target's CRI socket (structure-aware and wire-level inputs to all 41 RPCs) and its
+    /// streaming port (bent URLs and upgrade requests).
     Fuzz(Box<cmd::fuzz::FuzzArgs>),
     /// Latency benchmarks (pod startup, every lifecycle RPC, ExecSync, lists, pulls) of one or more targets, side by side.
     Bench(cmd::bench::Args),

@@ -205,10 +205,27 @@ fn the_bundled_runtime_survives_a_short_run() {
     let doc: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).expect("results"))
             .expect("json");
-    let notes = &doc["cases"][0]["notes"];
+    let wire = doc["cases"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["id"] == "fuzz.wire.all_rpcs"))
+        .expect("the wire case in results.json");
+    let notes = &wire["notes"];
     let per_rpc: serde_json::Value =
         serde_json::from_str(notes["per_rpc"].as_str().expect("per_rpc")).expect("json");
     assert_eq!(per_rpc.as_object().map(|o| o.len()), Some(41), "{notes}");
+    let streaming = doc["cases"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["id"] == "fuzz.streaming.port"))
+        .expect("the streaming case in results.json");
+    assert_eq!(streaming["outcome"], "pass", "{streaming}");
+    let granted: u64 = streaming["notes"]["upgrades_granted"]
+        .as_str()
+        .and_then(|n| n.parse().ok())
+        .expect("upgrades_granted");
+    assert!(
+        granted > 0,
+        "no bent request reached the streaming protocols: {streaming}"
+    );
 }
 
 #[test]

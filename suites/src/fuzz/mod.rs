@@ -14,6 +14,7 @@ pub mod mutate;
 mod options;
 mod replay;
 pub mod rpcs;
+mod streaming;
 mod wire;
 
 use std::path::PathBuf;
@@ -30,19 +31,34 @@ pub use options::FuzzOptions;
 
 pub const CASE_ID: &str = "fuzz.wire.all_rpcs";
 
-pub const CASES: &[CaseDef] = &[CaseDef {
-    id: CASE_ID,
-    suite: Suite::Fuzz,
-    summary: "structure-aware, wire-bent and random requests to all 41 RPCs on the runtime's socket: it stays up, answers every call well-formed and in time, leaks nothing",
-    reqs: &[Req {
-        rpc: "Version",
-        rule: "Version returns the runtime name, runtime version, and runtime API version.",
-    }],
-    tags: &[Tag::Negative, Tag::Security],
-    needs: &[],
-    timeout: Duration::from_secs(24 * 3600),
-    run: case_fn!(fuzz),
-}];
+pub const CASES: &[CaseDef] = &[
+    CaseDef {
+        id: CASE_ID,
+        suite: Suite::Fuzz,
+        summary: "structure-aware, wire-bent and random requests to all 41 RPCs on the runtime's socket: it stays up, answers every call well-formed and in time, leaks nothing",
+        reqs: &[Req {
+            rpc: "Version",
+            rule: "Version returns the runtime name, runtime version, and runtime API version.",
+        }],
+        tags: &[Tag::Negative, Tag::Security],
+        needs: &[],
+        timeout: Duration::from_secs(24 * 3600),
+        run: case_fn!(fuzz),
+    },
+    CaseDef {
+        id: "fuzz.streaming.port",
+        suite: Suite::Fuzz,
+        summary: "bent streaming URLs and upgrade requests (tokens cut, grown, flipped or moved; odd methods, versions and headers; junk after the upgrade) to the runtime's streaming port: nothing unissued is granted, every request is answered or closed in time, a real exec session still works",
+        reqs: &[Req {
+            rpc: "Exec",
+            rule: "Exec prepares a streaming endpoint to execute a command in the container; the URL it returns is the only way in (kubelet's streaming server: a single-use token in the path, unknown tokens answered 404).",
+        }],
+        tags: &[Tag::Negative, Tag::Security, Tag::Streaming],
+        needs: &[],
+        timeout: Duration::from_secs(24 * 3600),
+        run: case_fn!(fuzz_streaming),
+    },
+];
 
 /// Inputs sent between liveness checks.
 const BATCH: usize = 256;
@@ -70,17 +86,33 @@ async fn fuzz(cx: &Cx) -> Result<(), CaseError> {
     if let Some(path) = &o.replay {
         return replay::replay(cx, &socket, path).await;
     }
-    let seed = o.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos() as u64
-    });
+    let seed = seed_of(&o);
     let duration = o.duration.unwrap_or(Duration::from_secs(10));
     let mut f = Fuzzer::new(cx, &socket, seed).await?;
     f.load_corpus(o.corpus.as_deref());
     f.run(duration).await;
     f.finish().await
+}
+
+async fn fuzz_streaming(cx: &Cx) -> Result<(), CaseError> {
+    let o = cx.settings::<FuzzOptions>();
+    if o.replay.is_some() {
+        return Err(CaseError::skip(
+            "--replay re-sends a saved CRI request; this case has none to replay",
+        ));
+    }
+    let seed = seed_of(&o);
+    streaming::fuzz(cx, seed, o.duration.unwrap_or(Duration::from_secs(10))).await
+}
+
+/// The seed asked for, or one from the clock (reported with the run, so it can be repeated).
+fn seed_of(o: &FuzzOptions) -> u64 {
+    o.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64
+    })
 }
 
 async fn call(conn: &Conn, rpc: &Rpc, body: Vec<u8>) -> Answer {
