@@ -26,6 +26,11 @@ if $test_tools; then
   # g++: libfuzzer-sys compiles libFuzzer for the cargo-fuzz targets under fuzz/.
   # python3-venv: the virtual environment of the Python test clients.
   packages+=(skopeo docker-registry g++ python3-venv)
+  # Node and npm: the SPDY test client (npm's spdy-transport). A Node from elsewhere (say,
+  # NodeSource's nodejs, which carries its own npm) is used as it is.
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    packages+=(nodejs npm)
+  fi
 fi
 
 missing=()
@@ -69,4 +74,13 @@ if ! cmp -s "$req" "$venv/.requirements" 2>/dev/null; then
   "$py" -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$req"
   cp "$req" "$venv/.requirements"
+fi
+
+# Node test clients (spdy-transport), pinned with every dependency by ci/node/package-lock.json,
+# in ci/node/node_modules. The stamp is the lock it was installed from.
+lock=ci/node/package-lock.json
+if ! cmp -s "$lock" ci/node/node_modules/.cricket-lock 2>/dev/null; then
+  echo "ci/setup.sh: installing ci/node from $lock (npm ci)" >&2
+  (cd ci/node && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$lock" ci/node/node_modules/.cricket-lock
 fi

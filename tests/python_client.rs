@@ -9,87 +9,11 @@
 //! The client comes from `bash ci/setup.sh --test` (a virtual environment in `ci/.venv`);
 //! without it this test fails and says so, it never skips.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Output};
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn python() -> PathBuf {
-    let py = workspace().join("ci/.venv/bin/python");
-    assert!(
-        py.exists(),
-        "{} is missing: the Python test clients are installed by `bash ci/setup.sh --test`",
-        py.display()
-    );
-    py
-}
-
-/// `api_pb2.py` and `api_pb2_grpc.py` from our api.proto, by grpcio-tools' protoc.
-fn stubs(py: &Path, dir: &Path) {
-    let out = Command::new(py)
-        .args(["-m", "grpc_tools.protoc", "-I"])
-        .arg(workspace().join("proto/runtime/v1"))
-        .arg(format!("--python_out={}", dir.display()))
-        .arg(format!("--grpc_python_out={}", dir.display()))
-        .arg("api.proto")
-        .output()
-        .expect("grpc_tools.protoc runs");
-    assert!(
-        out.status.success(),
-        "generating Python stubs failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-struct Runtime {
-    child: Child,
-    socket: PathBuf,
-    root: PathBuf,
-}
-
-impl Runtime {
-    fn start(dir: &Path, faults: &str) -> Self {
-        let socket = dir.join("cricket.sock");
-        let root = dir.join("root");
-        let log = std::fs::File::create(dir.join("runtime.log")).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_cricket"))
-            .args(["runtime", "--socket"])
-            .arg(&socket)
-            .arg("--root")
-            .arg(&root)
-            .env("CRICKET_RUNTIME_FAULTS", faults)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("cricket runtime starts");
-        let start = Instant::now();
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "cricket runtime did not listen on {} within 30s",
-                socket.display()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self {
-            child,
-            socket,
-            root,
-        }
-    }
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        // SAFETY: SIGTERM to the runtime this test started.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-        let _ = cricket_harness::target::remove_state_dir(&self.root);
-    }
-}
+mod support;
+use support::{ClientSetup, Runtime, text, workspace};
 
 fn session(
     py: &Path,
@@ -113,34 +37,15 @@ fn session(
         .expect("the Python session runs")
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 #[test]
 fn grpcio_drives_a_crictl_session_against_cricket_runtime() {
-    let py = python();
     let dir = tempfile::tempdir().expect("tempdir");
-    let stub_dir = dir.path().join("stubs");
-    std::fs::create_dir_all(&stub_dir).expect("stub dir");
-    stubs(&py, &stub_dir);
-    let rt_tokio = tokio::runtime::Runtime::new().expect("tokio");
-    let fixtures = rt_tokio
-        .block_on(cricket_harness::session::start_fixtures(None))
-        .expect("fixture registry");
-    let image = fixtures
-        .catalog
-        .get("probe")
-        .expect("probe image")
-        .to_string();
+    let c = ClientSetup::new(dir.path());
+    let (py, stub_dir, image) = (&c.py, &c.stub_dir, &c.image);
 
-    let rt = Runtime::start(dir.path(), "");
+    let rt = Runtime::start(dir.path(), "", &[]);
     for (authority, run) in [("default", "py-default"), ("path", "py-path")] {
-        let out = session(&py, &stub_dir, &rt, &image, authority, run);
+        let out = session(py, stub_dir, &rt, image, authority, run);
         assert!(
             out.status.success(),
             "grpcio session with the {authority} authority failed:\n{}\nruntime log:\n{}",
@@ -158,8 +63,8 @@ fn grpcio_drives_a_crictl_session_against_cricket_runtime() {
     // Without the authority adapter (plain h2, what a tonic server does by itself), the same
     // client cannot even ask for the version.
     let plain = tempfile::tempdir().expect("tempdir");
-    let rt = Runtime::start(plain.path(), "no-authority-fix");
-    let out = session(&py, &stub_dir, &rt, &image, "path", "py-plain");
+    let rt = Runtime::start(plain.path(), "no-authority-fix", &[]);
+    let out = session(py, stub_dir, &rt, image, "path", "py-plain");
     let t = text(&out);
     assert!(!out.status.success(), "plain h2 served grpcio: {t}");
     assert!(
@@ -167,5 +72,5 @@ fn grpcio_drives_a_crictl_session_against_cricket_runtime() {
         "expected Version to be reset by h2: {t}"
     );
     drop(rt);
-    drop(fixtures);
+    drop(c);
 }
