@@ -33,6 +33,10 @@ const FAULTS: &[(&str, &str)] = &[
     ("stop-ignores-grace", "container.stop.grace_then_kill"),
     ("status-image-id-empty", "container.status.image_ref"),
     ("status-image-ref-tag", "container.status.image_ref"),
+    (
+        "passwd-via-host",
+        "container.image_files.passwd_symlink_in_rootfs",
+    ),
     ("no-authority-fix", "transport.authority.socket_path"),
     (
         "no-authority-fix",

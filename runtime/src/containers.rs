@@ -10,7 +10,7 @@ use cricket_proto::v1 as cri;
 use tokio::io::AsyncReadExt;
 use tonic::Status;
 
-use crate::ctrconfig::{limits, merge_args, merge_env, resolve_user, stop_signal_of};
+use crate::ctrconfig::{Accounts, limits, merge_args, merge_env, resolve_user, stop_signal_of};
 use crate::engine::{Engine, internal};
 use crate::shim::spec::{MountKind, MountSpec, Namespaces, Spec};
 use crate::state::{CtrRecord, CtrState, PodState};
@@ -83,7 +83,12 @@ impl Engine {
         let lower = self.images.rootfs_path(&image.rootfs);
         let linux = config.linux.clone().unwrap_or_default();
         let sc = linux.security_context.as_ref();
-        let (uid, gid, groups) = resolve_user(&lower, &image.config.user, sc)?;
+        let accounts = if self.faults.has(crate::fault::Fault::PasswdViaHost) {
+            Accounts::ByHostPath
+        } else {
+            Accounts::InRootfs
+        };
+        let (uid, gid, groups) = resolve_user(&lower, &image.config.user, sc, accounts)?;
         let args = merge_args(
             &config.command,
             &config.args,

@@ -37,12 +37,32 @@ pub fn merge_env(image: &[String], request: &[cri::KeyValue]) -> Vec<String> {
     out
 }
 
-fn db(root: &Path, file: &str) -> Vec<Vec<String>> {
-    std::fs::read_to_string(root.join(file))
-        .unwrap_or_default()
+/// Account databases larger than this are refused (real ones are kilobytes).
+const ACCOUNTS_CAP: u64 = 4 << 20;
+
+/// How the image's account files are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accounts {
+    /// Through the rootfs, symlinks resolved inside it (`rootfs_file`).
+    InRootfs,
+    /// By host path, following the image's symlinks on the host: fault `passwd-via-host`, the
+    /// defect the rootfs reader replaced.
+    ByHostPath,
+}
+
+/// The image's account database `file` as colon-separated fields per line; none is empty.
+fn db(root: &Path, file: &str, how: Accounts) -> Result<Vec<Vec<String>>, Status> {
+    let text = match how {
+        Accounts::InRootfs => crate::rootfs_file::read(root, file, ACCOUNTS_CAP)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default(),
+        Accounts::ByHostPath => std::fs::read_to_string(root.join(file)).unwrap_or_default(),
+    };
+    Ok(text
         .lines()
         .map(|l| l.split(':').map(str::to_string).collect())
-        .collect()
+        .collect())
 }
 
 /// Resolves the user a container runs as: security context first, then the image USER, with
@@ -52,9 +72,10 @@ pub fn resolve_user(
     rootfs: &Path,
     image_user: &str,
     sc: Option<&cri::LinuxContainerSecurityContext>,
+    how: Accounts,
 ) -> Result<(u32, u32, Vec<u32>), Status> {
-    let passwd = db(rootfs, "etc/passwd");
-    let group = db(rootfs, "etc/group");
+    let passwd = db(rootfs, "etc/passwd", how)?;
+    let group = db(rootfs, "etc/group", how)?;
     let (mut user, mut grp) = match image_user.split_once(':') {
         Some((u, g)) => (u.to_string(), Some(g.to_string())),
         None => (image_user.to_string(), None),
@@ -218,28 +239,28 @@ mod tests {
         )
         .expect("group");
         assert_eq!(
-            resolve_user(dir.path(), "", None).ok(),
+            resolve_user(dir.path(), "", None, Accounts::InRootfs).ok(),
             Some((0, 0, vec![0]))
         );
         assert_eq!(
-            resolve_user(dir.path(), "www-data", None).ok(),
+            resolve_user(dir.path(), "www-data", None, Accounts::InRootfs).ok(),
             Some((33, 33, vec![33]))
         );
         assert_eq!(
-            resolve_user(dir.path(), "1003:users", None).ok(),
+            resolve_user(dir.path(), "1003:users", None, Accounts::InRootfs).ok(),
             Some((1003, 100, vec![100]))
         );
         assert_eq!(
-            resolve_user(dir.path(), "1000", None).ok(),
+            resolve_user(dir.path(), "1000", None, Accounts::InRootfs).ok(),
             Some((1000, 1000, vec![1000, 50000]))
         );
-        assert!(resolve_user(dir.path(), "nobody-here", None).is_err());
+        assert!(resolve_user(dir.path(), "nobody-here", None, Accounts::InRootfs).is_err());
         let sc = cri::LinuxContainerSecurityContext {
             run_as_group: Some(cri::Int64Value { value: 5 }),
             ..Default::default()
         };
         assert!(
-            resolve_user(dir.path(), "", Some(&sc)).is_err(),
+            resolve_user(dir.path(), "", Some(&sc), Accounts::InRootfs).is_err(),
             "run_as_group without a user is invalid"
         );
     }

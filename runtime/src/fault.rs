@@ -63,6 +63,7 @@ faults! {
     WsBase64AsBinary = "ws-base64-as-binary": "exec over WebSocket frames v4.base64.channel.k8s.io sessions as binary",
     WsIgnoresStreamClose = "ws-ignores-stream-close": "exec over WebSocket v5 ignores [255, channel], so stdin never ends",
     WsNoPortPrefix = "ws-no-port-prefix": "port-forward over WebSocket leaves out the port prefix on its channels",
+    PasswdViaHost = "passwd-via-host": "CreateContainer reads the image's /etc/passwd and /etc/group by host path, following the image's symlinks out of its rootfs",
     NoAuthorityFix = "no-authority-fix": "the socket is served by plain h2: a local client's socket-path :authority is reset with PROTOCOL_ERROR",
 }
 

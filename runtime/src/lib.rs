@@ -20,6 +20,7 @@ mod image_service;
 pub mod pods;
 pub mod pty;
 pub mod request_check;
+pub mod rootfs_file;
 mod runtime_service;
 mod server;
 pub mod shim;

@@ -9,7 +9,7 @@ use std::path::Path;
 use cricket_proto::v1 as cri;
 use prost::Message;
 
-use crate::ctrconfig::{limits, merge_args, merge_env, resolve_user, stop_signal_of};
+use crate::ctrconfig::{Accounts, limits, merge_args, merge_env, resolve_user, stop_signal_of};
 
 pub fn check_request(data: &[u8]) {
     let Some((&which, rest)) = data.split_first() else {
@@ -84,7 +84,7 @@ fn check_container(c: &cri::ContainerConfig) {
         .as_ref()
         .map(|i| i.image.as_str())
         .unwrap_or_default();
-    if let Ok((uid, _, _)) = resolve_user(Path::new(dir.path()), image_user, sc)
+    if let Ok((uid, _, _)) = resolve_user(Path::new(dir.path()), image_user, sc, Accounts::InRootfs)
         && let Some(u) = sc.and_then(|s| s.run_as_user.as_ref())
     {
         assert_eq!(

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use sha2::Digest;
 
 use super::protocol::{Credentials, HttpClient, PullError, sha256_hex_prefixed};
-use super::reference::Reference;
+use super::reference::{Reference, valid_digest};
 use super::session::Session;
 use super::store::{ImageRecord, ImageStore, LayerRecord, RunConfig};
 use super::unpack;
@@ -256,6 +256,7 @@ impl Puller {
                     PullError::NotFound(format!("{r} has no linux/{arch} image in its index"))
                 })?;
             let digest = child.digest.clone();
+            check_digest(r, "the index entry", &digest)?;
             let (bytes, got) = session.manifest(&digest).await?;
             if got != digest {
                 return Err(PullError::BadContent(format!(
@@ -272,12 +273,19 @@ impl Puller {
             .config
             .as_ref()
             .ok_or_else(|| PullError::BadContent(format!("manifest of {r} has no config")))?;
-        let config_bytes = match std::fs::read(store.blob_path(&config_desc.digest)) {
+        check_digest(r, "the config", &config_desc.digest)?;
+        for l in &manifest.layers {
+            check_digest(r, "a layer", &l.digest)?;
+        }
+        let config_bytes = match std::fs::read(store.blob(&config_desc.digest)?) {
             Ok(b) if sha256_hex_prefixed(&b) == config_desc.digest => Bytes::from(b),
             _ => session.blob_bytes(&config_desc.digest).await?,
         };
         let config: ImageConfig = serde_json::from_slice(&config_bytes)
             .map_err(|e| PullError::BadContent(format!("image config of {r} is not valid: {e}")))?;
+        for d in &config.rootfs.diff_ids {
+            check_digest(r, "a diff id in the image config", d)?;
+        }
         if config.rootfs.diff_ids.len() != manifest.layers.len() {
             return Err(PullError::BadContent(format!(
                 "{r}: manifest has {} layers but the config {} diff ids",
@@ -286,7 +294,7 @@ impl Puller {
             )));
         }
         for l in &manifest.layers {
-            if !store.blob_path(&l.digest).exists() {
+            if !store.blob(&l.digest)?.exists() {
                 session.blob_to_store(store, &l.digest).await?;
             }
         }
@@ -307,10 +315,10 @@ impl Puller {
         let rootfs = chain_id(&config.rootfs.diff_ids);
         if !store.rootfs_path(&rootfs).exists() {
             let tmp = store.temp_path("rootfs");
-            let blobs: Vec<(std::path::PathBuf, String)> = layers
+            let blobs = layers
                 .iter()
-                .map(|l| (store.blob_path(&l.digest), l.diff_id.clone()))
-                .collect();
+                .map(|l| Ok((store.blob(&l.digest)?, l.diff_id.clone())))
+                .collect::<Result<Vec<(std::path::PathBuf, String)>, PullError>>()?;
             let tmp2 = tmp.clone();
             let unpacked = tokio::task::spawn_blocking(move || unpack_all(&blobs, &tmp2))
                 .await
@@ -361,8 +369,20 @@ impl Puller {
     }
 }
 
+/// Digests from a registry name files in the store and the rootfs: each is checked before it
+/// is used, and anything but `sha256:<64 lowercase hex>` (`sha256:../../etc`) is refused.
+fn check_digest(r: &Reference, what: &str, digest: &str) -> Result<(), PullError> {
+    if valid_digest(digest) {
+        Ok(())
+    } else {
+        Err(PullError::Refused(format!(
+            "{what} of {r} has digest {digest:?}, which is not sha256:<64 lowercase hex digits>: refused before anything was fetched or stored"
+        )))
+    }
+}
+
 fn write_blob(store: &ImageStore, digest: &str, data: &[u8]) -> Result<(), PullError> {
-    let path = store.blob_path(digest);
+    let path = store.blob(digest)?;
     if path.exists() {
         return Ok(());
     }
@@ -442,6 +462,33 @@ fn unpack_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digests_that_could_name_a_path_are_refused() {
+        let r = Reference::parse("127.0.0.1:5000/cricket/probe:1").expect("ref");
+        let good = format!("sha256:{}", "a".repeat(64));
+        assert!(check_digest(&r, "a layer", &good).is_ok());
+        for bad in [
+            "sha256:../../../../tmp/cricket-escape",
+            "sha256:",
+            "sha256:/etc/passwd",
+            &format!("sha256:{}", "A".repeat(64)),
+            &format!("sha256:{}", "a".repeat(63)),
+            &format!("sha512:{}", "a".repeat(128)),
+            "../../etc",
+        ] {
+            match check_digest(&r, "a layer", bad) {
+                Err(PullError::Refused(m)) => assert!(m.contains(bad), "{m}"),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ImageStore::open(dir.path()).expect("store");
+        assert!(store.blob_path("sha256:../../../../tmp/x").is_none());
+        assert!(store.blob("sha256:../x").is_err());
+        let p = store.blob_path(&good).expect("a valid digest has a path");
+        assert!(p.starts_with(dir.path()), "{}", p.display());
+    }
 
     #[test]
     fn loopback_detection() {

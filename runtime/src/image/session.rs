@@ -245,7 +245,8 @@ impl Session<'_> {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
-        std::fs::rename(&tmp, store.blob_path(digest))
+        let path = store.blob(digest)?;
+        std::fs::rename(&tmp, path)
             .map_err(|e| PullError::Internal(format!("storing {digest}: {e}")))
     }
 }

@@ -9,7 +9,8 @@ use std::sync::RwLock;
 
 use serde::{Deserialize, Serialize};
 
-use super::reference::Reference;
+use super::protocol::PullError;
+use super::reference::{Reference, valid_digest};
 
 /// What the runtime needs from an image config to run containers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,8 +127,16 @@ impl ImageStore {
         &self.dir
     }
 
-    pub fn blob_path(&self, digest: &str) -> PathBuf {
-        self.dir.join("blobs/sha256").join(hex(digest))
+    /// Where the blob of `digest` lives; `None` unless the digest is `sha256:<64 hex>`, so a
+    /// digest from a manifest can never name a path outside the store.
+    pub fn blob_path(&self, digest: &str) -> Option<PathBuf> {
+        valid_digest(digest).then(|| self.dir.join("blobs/sha256").join(hex(digest)))
+    }
+
+    /// `blob_path` for a pull: a digest that names no safe path is refused.
+    pub fn blob(&self, digest: &str) -> Result<PathBuf, PullError> {
+        self.blob_path(digest)
+            .ok_or_else(|| PullError::Refused(format!("digest {digest:?} is not sha256:<64 hex>")))
     }
 
     pub fn rootfs_path(&self, name: &str) -> PathBuf {

@@ -19,6 +19,7 @@ areas!(
     concurrency,
     container,
     container_config,
+    container_image_files,
     container_status,
     events,
     exec_sync,
