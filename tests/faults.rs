@@ -33,6 +33,7 @@ const FAULTS: &[(&str, &str)] = &[
     ("stop-ignores-grace", "container.stop.grace_then_kill"),
     ("status-image-id-empty", "container.status.image_ref"),
     ("status-image-ref-tag", "container.status.image_ref"),
+    ("status-user-request-only", "container.status.user"),
     (
         "passwd-via-host",
         "container.image_files.passwd_symlink_in_rootfs",

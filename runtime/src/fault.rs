@@ -42,6 +42,7 @@ faults! {
     StartSlow = "start-slow": "StartContainer waits 100 ms before starting (a regression for benchmarks to catch)",
     StatusImageIdEmpty = "status-image-id-empty": "ContainerStatus leaves image_id empty (as runtimes before cri-api v0.30 do)",
     StatusImageRefTag = "status-image-ref-tag": "ContainerStatus reports the image tag as image_ref instead of a digested reference",
+    StatusUserRequestOnly = "status-user-request-only": "ContainerStatus.user lists only the supplemental groups the request named, not the ones the process has",
     DeadlineCancelled = "deadline-cancelled": "a call past its grpc-timeout ends with CANCELLED (tonic's own answer) instead of DEADLINE_EXCEEDED",
     OversizeOutOfRange = "oversize-out-of-range": "a request over the receive limit is answered OUT_OF_RANGE (tonic's own answer) instead of RESOURCE_EXHAUSTED",
     GzipInternal = "gzip-internal": "a gzip-compressed request is answered INTERNAL",

@@ -375,6 +375,19 @@ impl RuntimeService for Runtime {
         if self.engine.faults.has(Fault::StatusImageRefTag) {
             status.image_ref = c.rec.image_name.clone();
         }
+        if self.engine.faults.has(Fault::StatusUserRequestOnly)
+            && let Some(l) = status.user.as_mut().and_then(|u| u.linux.as_mut())
+        {
+            // The fault: only the groups the request named, as if the image's did not count.
+            let asked: Vec<i64> = c
+                .config
+                .linux
+                .as_ref()
+                .and_then(|l| l.security_context.as_ref())
+                .map(|s| s.supplemental_groups.clone())
+                .unwrap_or_default();
+            l.supplemental_groups = asked;
+        }
         Ok(Response::new(cri::ContainerStatusResponse {
             status: Some(status),
             info,

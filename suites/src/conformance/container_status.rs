@@ -31,7 +31,58 @@ const ANNOTATIONS: Req = Req {
     rule: "Annotations MUST NOT be altered by the runtime; the value of this field MUST be identical to that of the corresponding ContainerConfig used to instantiate the Container this status represents.",
 };
 
+const USER: Req = Req {
+    rpc: "ContainerStatus",
+    rule: "User identities initially attached to the container (ContainerStatus.user; LinuxContainerUser: \"uid is the primary uid initially attached to the first process in the container\", gid the primary gid, supplemental_groups the supplemental groups).",
+};
+
+/// The probe image's `cricket` user (uid 1000, primary group 1000, member of 50000), with
+/// one more group from the request: what ContainerStatus.user says must be what the process is.
+async fn user(cx: &Cx) -> Result<(), CaseError> {
+    let (image, _) = cx.step("pull probe", kit::pull(cx, "probe")).await?;
+    let (pod, pod_cfg) = cx.step("run pod", kit::run_pod(cx, "user")).await?;
+    let mut config = kit::container_config(cx, "user", &image, &["/bin/probe", "sleep", "inf"]);
+    config.linux.get_or_insert_with(Default::default).security_context = Some(cri::LinuxContainerSecurityContext {
+        run_as_username: "cricket".into(),
+        supplemental_groups: vec![3000],
+        ..Default::default()
+    });
+    let id = cx.step("create", kit::create_container(cx, &pod, &pod_cfg, config)).await?;
+    cx.step("start", kit::start(cx, &id)).await?;
+    cx.step("running", kit::wait_running(cx, &id, WAIT)).await?;
+    let mut seen = Vec::new();
+    for flag in ["-u", "-g", "-G"] {
+        let r = cx.step(&format!("id {flag}"), kit::exec(cx, &id, &["/bin/probe", "id", flag], 10)).await?;
+        let mut ids: Vec<i64> = String::from_utf8_lossy(&r.stdout).split_whitespace().filter_map(|v| v.parse().ok()).collect();
+        ids.sort_unstable();
+        seen.push(ids);
+    }
+    let st = kit::container_status(cx, &id).await?;
+    let linux = st.user.and_then(|u| u.linux);
+    ensure!("container.status.user_present", linux.is_some(), "ContainerStatus of a running container has no user.linux");
+    let linux = linux.unwrap_or_default();
+    let mut groups = linux.supplemental_groups.clone();
+    groups.sort_unstable();
+    groups.dedup();
+    ensure_eq!("container.status.user_matches_process", vec![1000], vec![linux.uid], "ContainerStatus.user.linux.uid for run_as_username cricket");
+    ensure_eq!("container.status.user_matches_process", seen[0].clone(), vec![linux.uid], "uid: the process (`id -u`) against ContainerStatus.user.linux.uid");
+    ensure_eq!("container.status.user_matches_process", seen[1].clone(), vec![linux.gid], "gid: the process (`id -g`) against ContainerStatus.user.linux.gid");
+    ensure_eq!("container.status.user_matches_process", seen[2].clone(), groups, "groups: the process (`id -G`) against ContainerStatus.user.linux.supplemental_groups");
+    ensure!("container.status.user_groups_merged", groups.contains(&50000) && groups.contains(&3000), "supplemental_groups {groups:?} should hold the image's group 50000 and the requested 3000");
+    Ok(())
+}
+
 pub const CASES: &[CaseDef] = &[
+    CaseDef {
+        id: "container.status.user",
+        suite: Suite::Conformance,
+        summary: "ContainerStatus.user holds the uid, gid and supplemental groups the container's process has (image user, image groups and requested groups merged)",
+        reqs: &[USER],
+        tags: L,
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(user),
+    },
     CaseDef {
         id: "container.status.exit_code",
         suite: Suite::Conformance,
