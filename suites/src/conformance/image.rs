@@ -12,6 +12,10 @@ use tonic::Code;
 
 use crate::kit;
 
+const DIGEST: Req = Req {
+    rpc: "PullImage",
+    rule: "OCI image spec, descriptor `digest`: the digest of the targeted content, `algorithm:encoded` as Digests defines (sha256: 64 lowercase hex). A manifest naming content by anything else is not content-addressed and the request cannot be honoured (InvalidArgument).",
+};
 pub(super) const PULL: Req = Req {
     rpc: "PullImage",
     rule: "PullImage pulls an image with authentication config.",
@@ -116,12 +120,22 @@ pub const CASES: &[CaseDef] = &[
     CaseDef {
         id: "image.pull.hostile_layers",
         suite: Suite::Conformance,
-        summary: "images whose layers try to escape the rootfs are refused or neutralised: nothing appears outside the runtime's storage",
+        summary: "images whose layers (or digests) try to escape the rootfs are refused or neutralised: nothing appears outside the runtime's storage",
         reqs: &[PULL],
         tags: &[Tag::Conformance, Tag::Image, Tag::Security],
         needs: &[Need::Root],
         timeout: Duration::from_secs(120),
         run: case_fn!(hostile_layers),
+    },
+    CaseDef {
+        id: "image.pull.digest_path_refused",
+        suite: Suite::Conformance,
+        summary: "a manifest whose layer digest is a path (sha256:../../…) is refused with InvalidArgument before anything is fetched",
+        reqs: &[DIGEST],
+        tags: &[Tag::Conformance, Tag::Image, Tag::Security, Tag::Negative],
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(digest_path),
     },
     CaseDef {
         id: "image.status.absent",
@@ -530,6 +544,7 @@ async fn hostile_layers(cx: &Cx) -> Result<(), CaseError> {
         "hostile-hardlink",
         "hostile-device",
         "hostile-digest",
+        "hostile-digest-path",
     ] {
         let reference = cx.image(name)?;
         // Refusing is fine; so is pulling with the entry neutralised.
@@ -566,6 +581,24 @@ async fn hostile_layers(cx: &Cx) -> Result<(), CaseError> {
         "the digest-mismatch image was stored"
     );
     Ok(())
+}
+
+/// A layer digest that is a path (`sha256:../../…`) is not a digest: refused before use.
+async fn digest_path(cx: &Cx) -> Result<(), CaseError> {
+    let reference = cx.image("hostile-digest-path")?;
+    let r = cx
+        .cri()
+        .pull_image(cri::PullImageRequest {
+            image: Some(cri::ImageSpec {
+                image: reference,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await;
+    let what = "PullImage of an image whose layer digest is sha256:../../…";
+    let s = kit::expect_err("image.pull.digest_path_refused", r, what)?;
+    kit::expect_code("image.pull.digest_path_refused", Code::InvalidArgument, &s, what)
 }
 
 /// ImageStatus on a reference never pulled is not an error: the image is just nil.
