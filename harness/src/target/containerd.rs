@@ -12,7 +12,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tonic::transport::Channel;
 
-use super::process::{Supervised, pids_with_arg, remove_state_dir, signal};
+use super::process::{Supervised, pids_in_cgroups_naming, pids_with_arg, remove_state_dir, signal};
 use super::{StartError, StartOptions, Target, TargetInfo, describe, wait_ready};
 use crate::client::CriClient;
 use crate::record::Recorder;
@@ -230,6 +230,20 @@ impl Containerd {
     fn teardown(&mut self) -> Result<(), String> {
         self.stopped = true;
         let stopped = self.process.stop(Duration::from_secs(10));
+        // Containers that were not removed (containerd died, or a removal failed) outlive it
+        // and their shims: every task ever started has a directory named by its id in our
+        // state dir, and runc names the container's cgroup after that id.
+        let ids: Vec<String> =
+            std::fs::read_dir(self.dir.join("state/io.containerd.runtime.v2.task/k8s.io"))
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .filter(|id| id.len() == 64)
+                .collect();
+        for pid in pids_in_cgroups_naming(&ids) {
+            signal(pid, libc::SIGKILL);
+        }
         // Shims outlive containerd by design; ours name our socket in their arguments.
         let sock = self.dir.join("containerd.sock");
         for pid in pids_with_arg(&sock.display().to_string()) {

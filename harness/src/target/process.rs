@@ -173,6 +173,23 @@ pub fn remove_state_dir(dir: &Path) -> Result<(), String> {
 /// Pids of processes whose command line contains `needle` (e.g. shims started for our
 /// containerd, which name its socket in their arguments).
 pub fn pids_with_arg(needle: &str) -> Vec<u32> {
+    pids_whose("cmdline", |text| text.contains(needle))
+}
+
+/// Processes in a cgroup whose path names one of `ids` (runc puts a container in a cgroup
+/// named after its id): what a container runtime's containers leave when the runtime and
+/// its shims are gone.
+pub fn pids_in_cgroups_naming(ids: &[String]) -> Vec<u32> {
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    pids_whose("cgroup", |text| {
+        ids.iter().any(|id| text.contains(id.as_str()))
+    })
+}
+
+/// Every process but this one whose `/proc/<pid>/<file>` satisfies `pred`.
+fn pids_whose(file: &str, pred: impl Fn(&str) -> bool) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -181,8 +198,8 @@ pub fn pids_with_arg(needle: &str) -> Vec<u32> {
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
         .filter(|&pid| pid != me)
         .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains(needle))
+            std::fs::read(format!("/proc/{pid}/{file}"))
+                .map(|c| pred(&String::from_utf8_lossy(&c)))
                 .unwrap_or(false)
         })
         .collect()
