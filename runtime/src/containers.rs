@@ -89,6 +89,13 @@ impl Engine {
             Accounts::InRootfs
         };
         let (uid, gid, groups) = resolve_user(&lower, &image.config.user, sc, accounts)?;
+        let pod_privileged = pod_cfg
+            .linux
+            .as_ref()
+            .and_then(|l| l.security_context.as_ref())
+            .is_some_and(|s| s.privileged);
+        let mut confined = crate::security::confinement(sc, pod_privileged)?;
+        crate::security::apply_faults(&mut confined, &self.faults);
         let args = merge_args(
             &config.command,
             &config.args,
@@ -127,7 +134,10 @@ impl Engine {
                 .map_err(internal("creating the container directory"))?;
         }
         let pod_dir = self.pods_dir().join(&pod_rec.id);
-        let mut mounts = Engine::base_mounts(!sc.is_some_and(|s| s.privileged));
+        let mut mounts = Engine::base_mounts(!confined.privileged);
+        if confined.privileged {
+            mounts.extend(crate::security::host_devices());
+        }
         for (file, dest) in [
             ("hosts", "/etc/hosts"),
             ("resolv.conf", "/etc/resolv.conf"),
@@ -212,6 +222,9 @@ impl Engine {
             work: dir.join("work"),
             rootfs: dir.join("rootfs"),
             readonly_rootfs: sc.is_some_and(|s| s.readonly_rootfs),
+            hardening: Some(confined.hardening.clone()),
+            masked_paths: confined.masked_paths.clone(),
+            readonly_paths: confined.readonly_paths.clone(),
             join,
             new_ns: Namespaces {
                 pid: pid_mode == cri::NamespaceMode::Container as i32,
@@ -275,6 +288,8 @@ impl Engine {
             cwd,
             stop_signal,
             mounts: recorded,
+            hardening: (!self.faults.has(crate::fault::Fault::ExecNotConfined))
+                .then_some(confined.hardening),
         };
         crate::state::save_ctr(&dir, &rec, &config).map_err(internal("saving the container"))?;
         let shim_pid = rec.shim_pid;

@@ -37,6 +37,10 @@ pub struct ExecSpec {
     /// The helper's stdio is a terminal: the command gets it as its controlling terminal.
     #[serde(default)]
     pub tty: bool,
+    /// The container's capability sets and no_new_privs: an exec'd command is confined as the
+    /// container's own process is.
+    #[serde(default)]
+    pub hardening: Option<crate::shim::spec::Hardening>,
 }
 
 /// The helper: enter, fork, wait (or kill on timeout). Its exit status is the command's; a
@@ -155,13 +159,9 @@ fn exec_child(spec: &ExecSpec) -> io::Error {
     if let Err(e) = std::env::set_current_dir(if spec.cwd.is_empty() { "/" } else { &spec.cwd }) {
         return io::Error::new(e.kind(), format!("working dir {}: {e}", spec.cwd));
     }
-    // SAFETY: credential calls with valid arguments.
-    let ids = unsafe {
-        sys::check(libc::setgroups(spec.groups.len(), spec.groups.as_ptr()))
-            .and_then(|_| sys::check(libc::setgid(spec.gid)))
-            .and_then(|_| sys::check(libc::setuid(spec.uid)))
-    };
-    if let Err(e) = ids {
+    if let Err(e) =
+        crate::shim::harden::enter(spec.hardening.as_ref(), spec.uid, spec.gid, &spec.groups)
+    {
         return e;
     }
     let Some(prog) = spec.cmd.first() else {
@@ -244,6 +244,7 @@ impl Engine {
             cmd: cmd.to_vec(),
             timeout_ms,
             tty,
+            hardening: c.rec.hardening.clone(),
         })
     }
 

@@ -65,6 +65,10 @@ faults! {
     WsIgnoresStreamClose = "ws-ignores-stream-close": "exec over WebSocket v5 ignores [255, channel], so stdin never ends",
     WsNoPortPrefix = "ws-no-port-prefix": "port-forward over WebSocket leaves out the port prefix on its channels",
     PasswdViaHost = "passwd-via-host": "CreateContainer reads the image's /etc/passwd and /etc/group by host path, following the image's symlinks out of its rootfs",
+    CapsNotDropped = "caps-not-dropped": "containers keep every capability: the bounding, effective and permitted sets are never cut",
+    NoNewPrivsIgnored = "no-new-privs-ignored": "no_new_privs in the security context is not applied",
+    MaskedPathsIgnored = "masked-paths-ignored": "masked_paths (and containerd's defaults) are not masked",
+    ExecNotConfined = "exec-not-confined": "exec'd commands run with the runtime's capabilities, not the container's",
     NoAuthorityFix = "no-authority-fix": "the socket is served by plain h2: a local client's socket-path :authority is reset with PROTOCOL_ERROR",
 }
 

@@ -22,6 +22,7 @@ pub mod pty;
 pub mod request_check;
 pub mod rootfs_file;
 mod runtime_service;
+pub mod security;
 mod server;
 pub mod shim;
 pub mod state;

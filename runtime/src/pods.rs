@@ -114,6 +114,9 @@ impl Engine {
             work: pause.join("work"),
             rootfs: pause.join("rootfs"),
             readonly_rootfs: false,
+            hardening: None,
+            masked_paths: Vec::new(),
+            readonly_paths: Vec::new(),
             join: Vec::new(),
             new_ns: Namespaces {
                 net: net != NODE,

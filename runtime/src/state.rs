@@ -78,6 +78,10 @@ pub struct CtrRecord {
     pub cwd: String,
     pub stop_signal: i32,
     pub mounts: Vec<(String, String, bool)>,
+    /// The confinement exec'd commands get (none in records of older runtimes: exec then
+    /// keeps the runtime's privileges, as it did).
+    #[serde(default)]
+    pub hardening: Option<crate::shim::spec::Hardening>,
 }
 
 /// Writes `bytes` to a new file readable by root only: records hold a container's

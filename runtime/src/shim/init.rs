@@ -84,17 +84,13 @@ fn wait_start(fifo: &OwnedFd) -> io::Result<()> {
     r
 }
 
-/// Drops to the container's user and enters its working directory.
+/// Takes the container's identity and confinement, then enters its working directory (as the
+/// user, so a directory the user cannot enter fails here, as it would in runc).
 fn identity(spec: &Spec) -> io::Result<()> {
     if !spec.cwd.is_empty() {
         let _ = std::fs::create_dir_all(&spec.cwd);
     }
-    // SAFETY: plain credential calls with valid arguments.
-    unsafe {
-        sys::check(libc::setgroups(spec.groups.len(), spec.groups.as_ptr()))?;
-        sys::check(libc::setgid(spec.gid))?;
-        sys::check(libc::setuid(spec.uid))?;
-    }
+    super::harden::enter(spec.hardening.as_ref(), spec.uid, spec.gid, &spec.groups)?;
     if !spec.cwd.is_empty() {
         std::env::set_current_dir(&spec.cwd)
             .map_err(|e| io::Error::new(e.kind(), format!("working dir {}: {e}", spec.cwd)))?;
@@ -192,6 +188,13 @@ fn setup(
             libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
             None,
         )?;
+    }
+    // After the root switch, so the paths are the container's own /proc and /sys.
+    for p in &spec.readonly_paths {
+        super::harden::readonly_path(p)?;
+    }
+    for p in &spec.masked_paths {
+        super::harden::mask_path(p)?;
     }
     Ok(())
 }

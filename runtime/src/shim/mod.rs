@@ -9,6 +9,7 @@
 //! `exec-error <message>` once the process has exec'd (or failed to). SIGUSR1 reopens the log.
 
 pub mod attach;
+pub mod harden;
 pub mod init;
 pub mod log;
 pub mod spec;

@@ -37,6 +37,19 @@ pub struct MountSpec {
     pub file: bool,
 }
 
+/// What confines a container's processes beyond its namespaces: capability sets as bit masks
+/// (bit n is capability n) and the no_new_privs flag. The container's first process and every
+/// exec'd one get the same, as runc gives `exec` the container's process settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hardening {
+    pub bounding: u64,
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+    pub ambient: u64,
+    pub no_new_privs: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Spec {
     pub id: String,
@@ -46,6 +59,16 @@ pub struct Spec {
     pub work: PathBuf,
     pub rootfs: PathBuf,
     pub readonly_rootfs: bool,
+    /// None for a sandbox's process, which keeps the shim's privileges.
+    #[serde(default)]
+    pub hardening: Option<Hardening>,
+    /// Paths hidden after the root switch: a directory under an empty read-only tmpfs, a file
+    /// under /dev/null. Missing paths are skipped.
+    #[serde(default)]
+    pub masked_paths: Vec<String>,
+    /// Paths made read-only (bind-mounted onto themselves) after the root switch.
+    #[serde(default)]
+    pub readonly_paths: Vec<String>,
     /// Namespace files to join before creating the process (`/proc/<pause>/ns/net`, …).
     pub join: Vec<PathBuf>,
     /// Namespaces to create (a mount namespace is always created).
