@@ -38,6 +38,10 @@ const FAULTS: &[(&str, &str)] = &[
         "passwd-via-host",
         "container.image_files.passwd_symlink_in_rootfs",
     ),
+    ("caps-not-dropped", "security.caps.default_set"),
+    ("exec-not-confined", "security.caps.default_set"),
+    ("no-new-privs-ignored", "security.no_new_privs.flag"),
+    ("masked-paths-ignored", "security.masked_paths.defaults"),
     ("no-authority-fix", "transport.authority.socket_path"),
     (
         "no-authority-fix",

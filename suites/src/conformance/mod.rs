@@ -36,6 +36,8 @@ areas!(
     pod_config,
     port_forward_streaming,
     runtime,
+    security,
+    security_paths,
     stats,
     token_streaming,
     transport,
