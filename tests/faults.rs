@@ -42,6 +42,7 @@ const FAULTS: &[(&str, &str)] = &[
     ("exec-not-confined", "security.caps.default_set"),
     ("no-new-privs-ignored", "security.no_new_privs.flag"),
     ("masked-paths-ignored", "security.masked_paths.defaults"),
+    ("host-pid-ignored", "security.namespaces.pid_host"),
     ("no-authority-fix", "transport.authority.socket_path"),
     (
         "no-authority-fix",

@@ -12,6 +12,7 @@ use tonic::Status;
 
 use crate::ctrconfig::{Accounts, limits, merge_args, merge_env, resolve_user, stop_signal_of};
 use crate::engine::{Engine, internal};
+use crate::namespaces::PidNs;
 use crate::shim::spec::{MountKind, MountSpec, Namespaces, Spec};
 use crate::state::{CtrRecord, CtrState, PodState};
 use crate::tables::Ctr;
@@ -182,17 +183,14 @@ impl Engine {
         } else {
             String::new()
         };
-        let pid_mode = sc
-            .and_then(|s| s.namespace_options.as_ref())
-            .map(|o| o.pid)
-            .unwrap_or(cri::NamespaceMode::Pod as i32);
+        let pid_ns = self.pid_namespace(&pod_rec, sc)?;
         let mut join: Vec<PathBuf> = [&pod_rec.netns, &pod_rec.ipcns, &pod_rec.utsns]
             .into_iter()
             .flatten()
             .cloned()
             .collect();
-        if pid_mode == cri::NamespaceMode::Pod as i32 {
-            join.extend(pod_rec.pidns.clone());
+        if let PidNs::Join(ns) = &pid_ns {
+            join.push(ns.clone());
         }
         let cg_rel = format!("{}/{}", pod_rec.cgroup, &id[..12]);
         let cg = self
@@ -227,7 +225,7 @@ impl Engine {
             readonly_paths: confined.readonly_paths.clone(),
             join,
             new_ns: Namespaces {
-                pid: pid_mode == cri::NamespaceMode::Container as i32,
+                pid: pid_ns == PidNs::New,
                 ..Namespaces::default()
             },
             hostname: None,

@@ -17,6 +17,7 @@ pub mod fault;
 mod grpc_rules;
 pub mod image;
 mod image_service;
+pub mod namespaces;
 pub mod pods;
 pub mod pty;
 pub mod request_check;

@@ -37,6 +37,7 @@ areas!(
     port_forward_streaming,
     runtime,
     security,
+    security_namespaces,
     security_paths,
     stats,
     token_streaming,

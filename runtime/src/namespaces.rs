@@ -1,0 +1,89 @@
+//! Which PID namespace a container's process is created in, from
+//! `NamespaceOption.pid`: the pod's (POD), its own (CONTAINER, so it is PID 1), the host's
+//! (NODE), or another container's (TARGET: "the target container must be in the same pod"
+//! and, as kubelet uses it for ephemeral debug containers, one with a PID namespace of its
+//! own).
+
+use std::path::PathBuf;
+
+use cricket_proto::v1 as cri;
+use tonic::Status;
+
+use crate::engine::Engine;
+use crate::state::PodRecord;
+
+/// Where the process's PID namespace comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PidNs {
+    /// Join this namespace file (the pod's, or a target container's).
+    Join(PathBuf),
+    /// A new namespace: the container's process is its PID 1.
+    New,
+    /// Stay in the runtime's: the host's.
+    Host,
+}
+
+pub fn pid_mode(sc: Option<&cri::LinuxContainerSecurityContext>) -> (i32, String) {
+    sc.and_then(|s| s.namespace_options.as_ref())
+        .map(|o| (o.pid, o.target_id.clone()))
+        .unwrap_or((cri::NamespaceMode::Pod as i32, String::new()))
+}
+
+impl Engine {
+    pub fn pid_namespace(
+        &self,
+        pod: &PodRecord,
+        sc: Option<&cri::LinuxContainerSecurityContext>,
+    ) -> Result<PidNs, Status> {
+        let (mode, target) = pid_mode(sc);
+        let host_ignored = self.faults.has(crate::fault::Fault::HostPidIgnored);
+        match cri::NamespaceMode::try_from(mode) {
+            Ok(cri::NamespaceMode::Pod) => Ok(pod.pidns.clone().map_or(PidNs::Host, PidNs::Join)),
+            Ok(cri::NamespaceMode::Container) => Ok(PidNs::New),
+            Ok(cri::NamespaceMode::Node) if host_ignored => Ok(PidNs::New),
+            Ok(cri::NamespaceMode::Node) => Ok(PidNs::Host),
+            Ok(cri::NamespaceMode::Target) => self.target_pid_ns(pod, &target),
+            Err(_) => Err(Status::invalid_argument(format!(
+                "NamespaceOption.pid {mode} is not a NamespaceMode"
+            ))),
+        }
+    }
+
+    fn target_pid_ns(&self, pod: &PodRecord, target: &str) -> Result<PidNs, Status> {
+        if target.is_empty() {
+            return Err(Status::invalid_argument(
+                "NamespaceOption.pid is TARGET but target_id is empty",
+            ));
+        }
+        let t = self.tables();
+        let c = t.ctrs.get(target).ok_or_else(|| {
+            Status::not_found(format!("pid namespace target container {target} not found"))
+        })?;
+        if c.rec.pod_id != pod.id {
+            return Err(Status::invalid_argument(format!(
+                "pid namespace target {target} is in pod {}, not in this container's pod {}",
+                c.rec.pod_id, pod.id
+            )));
+        }
+        let (mode, _) = pid_mode(
+            c.config
+                .linux
+                .as_ref()
+                .and_then(|l| l.security_context.as_ref()),
+        );
+        if mode != cri::NamespaceMode::Container as i32 {
+            return Err(Status::invalid_argument(format!(
+                "pid namespace target {target} does not have a PID namespace of its own (its pid mode is not CONTAINER)"
+            )));
+        }
+        if !crate::sys::alive(c.rec.pid) {
+            return Err(Status::failed_precondition(format!(
+                "pid namespace target {target} has no running process"
+            )));
+        }
+        Ok(PidNs::Join(PathBuf::from(format!(
+            "/proc/{}/ns/pid",
+            c.rec.pid
+        ))))
+    }
+}
