@@ -43,6 +43,7 @@ const FAULTS: &[(&str, &str)] = &[
     ("no-new-privs-ignored", "security.no_new_privs.flag"),
     ("masked-paths-ignored", "security.masked_paths.defaults"),
     ("host-pid-ignored", "security.namespaces.pid_host"),
+    ("stop-signal-once", "security.namespaces.pid1_stop_signal"),
     ("no-authority-fix", "transport.authority.socket_path"),
     (
         "no-authority-fix",

@@ -422,13 +422,29 @@ impl Engine {
             && crate::sys::alive(pid)
             && !self.faults.has(crate::fault::Fault::StopIgnoresGrace)
         {
-            // SAFETY: signalling the container's init, a process this runtime started.
-            unsafe { libc::kill(pid, sig) };
-            if self
-                .wait_exited(id, Duration::from_secs(timeout.min(3600) as u64))
-                .await
-            {
-                return Ok(());
+            let grace = Duration::from_secs(timeout.min(3600) as u64);
+            let deadline = std::time::Instant::now() + grace;
+            // A container that is PID 1 of its own namespace and is stopped straight after
+            // start may not have its handler yet: the kernel drops the signal, and the stop
+            // would wait out the whole grace period. While the signal would be dropped, it is
+            // sent again every 5 ms (a dropped signal reached no one, so none is doubled).
+            loop {
+                let dropped = crate::sys::signal_would_be_dropped(pid, sig)
+                    && !self.faults.has(crate::fault::Fault::StopSignalOnce);
+                // SAFETY: signalling the container's init, a process this runtime started.
+                unsafe { libc::kill(pid, sig) };
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let slice = if dropped {
+                    left.min(Duration::from_millis(5))
+                } else {
+                    left
+                };
+                if self.wait_exited(id, slice).await {
+                    return Ok(());
+                }
+                if !dropped || std::time::Instant::now() >= deadline {
+                    break;
+                }
             }
         }
         if let Ok(cg) = self.cgroups.create(&cg) {

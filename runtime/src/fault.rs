@@ -69,6 +69,7 @@ faults! {
     NoNewPrivsIgnored = "no-new-privs-ignored": "no_new_privs in the security context is not applied",
     MaskedPathsIgnored = "masked-paths-ignored": "masked_paths (and containerd's defaults) are not masked",
     ExecNotConfined = "exec-not-confined": "exec'd commands run with the runtime's capabilities, not the container's",
+    StopSignalOnce = "stop-signal-once": "StopContainer sends the stop signal once, even when a PID-1 container's kernel dropped it",
     HostPidIgnored = "host-pid-ignored": "a container asking for the host's PID namespace (NODE) gets one of its own",
     NoAuthorityFix = "no-authority-fix": "the socket is served by plain h2: a local client's socket-path :authority is reset with PROTOCOL_ERROR",
 }

@@ -29,7 +29,10 @@ pub(super) fn pod_config(cfg: &BenchConfig, key: &str) -> cri::PodSandboxConfig 
         }),
         hostname: "bench".into(),
         labels: [(LABEL_RUN.to_string(), cfg.run_id.clone())].into(),
-        linux: Some(cri::LinuxPodSandboxConfig::default()),
+        linux: Some(cri::LinuxPodSandboxConfig {
+            security_context: Some(crate::kit::kubelet::sandbox_security_context()),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -46,7 +49,10 @@ fn container_config(cfg: &BenchConfig, name: &str) -> cri::ContainerConfig {
         }),
         command: vec!["/bin/probe".into(), "pause".into()],
         labels: [(LABEL_RUN.to_string(), cfg.run_id.clone())].into(),
-        linux: Some(cri::LinuxContainerConfig::default()),
+        linux: Some(cri::LinuxContainerConfig {
+            security_context: Some(crate::kit::kubelet::container_security_context()),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }

@@ -90,9 +90,45 @@ async fn pid_target(cx: &Cx) -> Result<(), CaseError> {
     }
 }
 
+const STOP: Req = Req {
+    rpc: "StopContainer",
+    rule: "StopContainer stops a running container with a grace period (i.e., timeout). This call is idempotent, and must not return an error if the container has already been stopped. (kubelet: the stop signal first, SIGKILL only once the grace period has passed)",
+};
+
+/// `probe pause` exits on SIGTERM once it has blocked it. As PID 1 of its own namespace it gets
+/// no default-action signal from outside, so a runtime that sends SIGTERM once, before the
+/// handler is set up, loses it and waits out the grace period; the stop signal must still
+/// arrive.
+async fn pid1_stop(cx: &Cx) -> Result<(), CaseError> {
+    let (image, _) = cx.step("pull probe", probe(cx)).await?;
+    let (pod, pod_cfg) = cx.step("run pod", kit::run_pod(cx, "pid1stop")).await?;
+    let grace = 6;
+    for round in 0..5 {
+        let cfg = with_sc(cx, &format!("pid1-{round}"), &image, &["/bin/probe", "pause"], pid_sc(cri::NamespaceMode::Container, ""));
+        let id = cx.step("create", kit::create_container(cx, &pod, &pod_cfg, cfg)).await?;
+        cx.step("start", kit::start(cx, &id)).await?;
+        let t = std::time::Instant::now();
+        cx.step("stop at once", kit::stop(cx, &id, grace)).await?;
+        let took = t.elapsed();
+        let st = kit::container_status(cx, &id).await?;
+        ensure!("security.namespaces.pid1_stop_signal", took < Duration::from_secs(grace as u64 / 2) && st.exit_code == 0, "round {round}: StopContainer({grace}s) right after start took {took:?} and the container exited {} (reason {:?}); `probe pause` exits 0 on SIGTERM, so the signal never reached PID 1 and it was killed at the end of the grace period", st.exit_code, st.reason);
+    }
+    Ok(())
+}
+
 const T: Duration = Duration::from_secs(90);
 
 pub const CASES: &[CaseDef] = &[
+    CaseDef {
+        id: "security.namespaces.pid1_stop_signal",
+        suite: Suite::Conformance,
+        summary: "a container that is PID 1 of its own namespace, stopped right after start, gets its stop signal and exits 0 well within the grace period",
+        reqs: &[STOP, PID_NS],
+        tags: &[Tag::Conformance, Tag::Security, Tag::Lifecycle],
+        needs: &[],
+        timeout: T,
+        run: case_fn!(pid1_stop),
+    },
     CaseDef {
         id: "security.namespaces.pid_container",
         suite: Suite::Conformance,

@@ -3,6 +3,7 @@
 //! logs. Nothing here decides whether a runtime passes a rule except the checks each helper
 //! names for what it needs to carry on (a status that must be present, a log that must parse).
 
+pub mod kubelet;
 pub mod logs;
 pub mod objects;
 pub mod raw_h2;
