@@ -85,7 +85,7 @@ async fn pid_target(cx: &Cx) -> Result<(), CaseError> {
     let pod_mode = running(cx, &pod, &pod_cfg, &image, "podmode", pid_sc(cri::NamespaceMode::Pod, "")).await?;
     let cfg = with_sc(cx, "bad-target", &image, &["/bin/probe", "sleep", "inf"], pid_sc(cri::NamespaceMode::Target, &pod_mode));
     match try_create(cx, &pod, &pod_cfg, cfg).await {
-        Ok(id) => return Err(CaseError::fail("security.namespaces.pid_target_needs_own_ns", format!("CreateContainer with pid TARGET {pod_mode}, a container without a PID namespace of its own, succeeded ({id})"))),
+        Ok(id) => Err(CaseError::fail("security.namespaces.pid_target_needs_own_ns", format!("CreateContainer with pid TARGET {pod_mode}, a container without a PID namespace of its own, succeeded ({id})"))),
         Err(s) => kit::expect_code("security.namespaces.pid_target_needs_own_ns", Code::InvalidArgument, &s, "CreateContainer with pid TARGET a POD-mode container"),
     }
 }
