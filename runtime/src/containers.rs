@@ -427,7 +427,8 @@ impl Engine {
             // A container that is PID 1 of its own namespace and is stopped straight after
             // start may not have its handler yet: the kernel drops the signal, and the stop
             // would wait out the whole grace period. While the signal would be dropped, it is
-            // sent again every 5 ms (a dropped signal reached no one, so none is doubled).
+            // sent again every 5 ms: a dropped signal reached no one, so a process only gets a
+            // second one if it set up its handler between the check and the send.
             loop {
                 let dropped = crate::sys::signal_would_be_dropped(pid, sig)
                     && !self.faults.has(crate::fault::Fault::StopSignalOnce);

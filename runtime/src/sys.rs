@@ -242,12 +242,16 @@ pub fn via_dir_fd<T>(path: &Path, f: impl FnOnce(&Path) -> io::Result<T>) -> io:
     f(&short)
 }
 
-/// Whether the kernel may discard `sig` sent to `pid` right now: the process is the init of
+/// Whether the kernel would discard `sig` sent to `pid` right now: the process is the init of
 /// its own PID namespace (the last `NSpid` is 1), which gets no default-action signals from
-/// outside, and status shows it neither catching, blocking nor ignoring `sig`. A process that
-/// has only just exec'd is in this state until its handlers are set up. (One waiting in
-/// sigwait also looks so, its waited signals being unblocked for the wait, yet receives it.)
+/// outside, and it neither catches, blocks nor ignores `sig`. A process that has only just
+/// exec'd is in this state until its handlers are set up. One waiting in sigwait has its
+/// waited signals unblocked for the wait (status shows them unblocked) yet receives them, so
+/// it counts as receiving: its kernel wait channel says so.
 pub fn signal_would_be_dropped(pid: i32, sig: i32) -> bool {
+    if !(1..=64).contains(&sig) {
+        return false;
+    }
     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
         return false;
     };
@@ -257,9 +261,10 @@ pub fn signal_would_be_dropped(pid: i32, sig: i32) -> bool {
             .find_map(|l| l.strip_prefix(name))
             .map(str::trim)
     };
-    let ns_init = field("NSpid:").is_some_and(|v| v.split_whitespace().last() == Some("1"))
-        && field("NSpid:").is_some_and(|v| v.split_whitespace().count() > 1);
-    if !ns_init || !(1..=64).contains(&sig) {
+    let nspid: Vec<&str> = field("NSpid:")
+        .map(|v| v.split_whitespace().collect())
+        .unwrap_or_default();
+    if nspid.len() < 2 || nspid.last() != Some(&"1") {
         return false;
     }
     let bit = 1u64 << (sig - 1);
@@ -268,5 +273,9 @@ pub fn signal_would_be_dropped(pid: i32, sig: i32) -> bool {
             .and_then(|v| u64::from_str_radix(v, 16).ok())
             .is_some_and(|m| m & bit != 0)
     };
-    !(has("SigBlk:") || has("SigCgt:") || has("SigIgn:"))
+    if has("SigBlk:") || has("SigCgt:") || has("SigIgn:") {
+        return false;
+    }
+    let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+    !wchan.contains("sigtimedwait")
 }

@@ -27,15 +27,20 @@ fn os(what: &str, e: Errno) -> io::Error {
 /// itself: what privileged and `ALL` mean here, as containerd grants its own current set (root
 /// may lack some, CAP_SYS_RESOURCE on some hosts, and no process can grant what it lacks).
 pub fn all_caps() -> u64 {
-    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40)
-        .min(63);
-    let own = th::capabilities(None)
-        .map(|s| s.permitted.bits())
-        .unwrap_or(u64::MAX);
-    (u64::MAX >> (63 - last)) & own
+    // Neither the kernel's list nor the runtime's own set changes while a process runs: read
+    // once per process (CreateContainer asks on every call).
+    static ALL: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *ALL.get_or_init(|| {
+        let last: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(40)
+            .min(63);
+        let own = th::capabilities(None)
+            .map(|s| s.permitted.bits())
+            .unwrap_or(u64::MAX);
+        (u64::MAX >> (63 - last)) & own
+    })
 }
 
 fn each_cap(mask: u64) -> impl Iterator<Item = CapabilitySet> {
