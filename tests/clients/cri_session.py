@@ -155,6 +155,54 @@ def main():
     code = call("ExecSync(exit)", rt.ExecSync, pb.ExecSyncRequest(container_id=ctr, cmd=["/bin/probe", "exit", "3"], timeout=10))
     check("ExecSync(exit)", code.exit_code == 3, f"exit_code {code.exit_code}")
 
+    # A security context as kubelet encodes one for a hardened pod, sent by grpcio: the
+    # runtime must read every field off the wire and enforce it inside the container.
+    sec_cfg = pb.ContainerConfig(
+        metadata=pb.ContainerMetadata(name="python-sec", attempt=0),
+        image=pb.ImageSpec(image=a.image),
+        command=["/bin/probe", "pause"],
+        labels=labels,
+        linux=pb.LinuxContainerConfig(
+            security_context=pb.LinuxContainerSecurityContext(
+                capabilities=pb.Capability(drop_capabilities=["ALL"], add_capabilities=["NET_BIND_SERVICE"]),
+                no_new_privs=True,
+                namespace_options=pb.NamespaceOption(network=pb.POD, pid=pb.CONTAINER, ipc=pb.POD),
+                masked_paths=["/proc/timer_list"],
+                readonly_paths=["/proc/sys"],
+            )
+        ),
+    )
+    sec = call(
+        "CreateContainer(security)",
+        rt.CreateContainer,
+        pb.CreateContainerRequest(pod_sandbox_id=pod, config=sec_cfg, sandbox_config=pod_cfg),
+    ).container_id
+    call("StartContainer(security)", rt.StartContainer, pb.StartContainerRequest(container_id=sec))
+    st = call("ExecSync(security status)", rt.ExecSync, pb.ExecSyncRequest(container_id=sec, cmd=["/bin/probe", "proc", "CapBnd", "CapEff", "NoNewPrivs"], timeout=10))
+    want = b"CapBnd:\t0000000000000400\nCapEff:\t0000000000000400\nNoNewPrivs:\t1\n"
+    check("ExecSync(security status)", (st.stdout, st.exit_code) == (want, 0), f"{st}")
+    for cmd, expect in [
+        (["/bin/probe", "cat", "/proc/1/cmdline"], b"/bin/probe\0pause\0"),
+        (["/bin/probe", "try", "read", "/proc/timer_list"], b"read ok 0\n"),
+        (["/bin/probe", "try", "write", "/proc/sys/kernel/domainname"], b"write EROFS\n"),
+        (["/bin/probe", "try", "sethostname", "python"], b"sethostname EPERM\n"),
+    ]:
+        r = call(f"ExecSync({cmd[1]} {cmd[-1]})", rt.ExecSync, pb.ExecSyncRequest(container_id=sec, cmd=cmd, timeout=10))
+        check(f"ExecSync({cmd[1]} {cmd[-1]})", (r.stdout, r.exit_code) == (expect, 0), f"{r}")
+    call("StopContainer(security)", rt.StopContainer, pb.StopContainerRequest(container_id=sec, timeout=10))
+    cs = call("ContainerStatus(security stopped)", rt.ContainerStatus, pb.ContainerStatusRequest(container_id=sec)).status
+    check("ContainerStatus(security stopped)", cs.exit_code == 0, f"PID 1 should exit 0 on SIGTERM, got {cs.exit_code} ({cs.reason})")
+    call("RemoveContainer(security)", rt.RemoveContainer, pb.RemoveContainerRequest(container_id=sec))
+    bad_cfg = pb.ContainerConfig()
+    bad_cfg.CopyFrom(sec_cfg)
+    bad_cfg.metadata.name = "python-bad-cap"
+    bad_cfg.linux.security_context.capabilities.add_capabilities[:] = ["NET_FLY"]
+    try:
+        rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pod, config=bad_cfg, sandbox_config=pod_cfg), timeout=t)
+        fail("CreateContainer(unknown capability)", "a container asking for capability NET_FLY was created")
+    except grpc.RpcError as e:
+        check("CreateContainer(unknown capability)", e.code() == grpc.StatusCode.INVALID_ARGUMENT and "NET_FLY" in e.details(), f"{e.code()}: {e.details()}")
+
     stats = call("ContainerStats", rt.ContainerStats, pb.ContainerStatsRequest(container_id=ctr)).stats
     check("ContainerStats", stats.attributes.id == ctr, f"attributes {stats.attributes}")
     check("ContainerStats", stats.memory.working_set_bytes.value > 0, f"memory {stats.memory}")
