@@ -43,6 +43,11 @@ const FAULTS: &[(&str, &str)] = &[
     ("no-new-privs-ignored", "security.no_new_privs.flag"),
     ("masked-paths-ignored", "security.masked_paths.defaults"),
     ("host-pid-ignored", "security.namespaces.pid_host"),
+    ("pid-target-unchecked", "security.namespaces.pid_target"),
+    (
+        "pid-target-unchecked",
+        "security.namespaces.pid_target_shared_refused",
+    ),
     ("stop-signal-once", "security.namespaces.pid1_stop_signal"),
     ("no-authority-fix", "transport.authority.socket_path"),
     (

@@ -70,6 +70,7 @@ faults! {
     MaskedPathsIgnored = "masked-paths-ignored": "masked_paths (and containerd's defaults) are not masked",
     ExecNotConfined = "exec-not-confined": "exec'd commands run with the runtime's capabilities, not the container's",
     StopSignalOnce = "stop-signal-once": "StopContainer sends the stop signal once, even when a PID-1 container's kernel dropped it",
+    PidTargetUnchecked = "pid-target-unchecked": "pid TARGET joins any container's namespace, in another pod or shared with its pod",
     HostPidIgnored = "host-pid-ignored": "a container asking for the host's PID namespace (NODE) gets one of its own",
     NoAuthorityFix = "no-authority-fix": "the socket is served by plain h2: a local client's socket-path :authority is reset with PROTOCOL_ERROR",
 }

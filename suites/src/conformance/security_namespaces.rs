@@ -82,12 +82,14 @@ async fn pid_target(cx: &Cx) -> Result<(), CaseError> {
         Ok(id) => return Err(CaseError::fail("security.namespaces.pid_target_unknown", format!("CreateContainer with pid TARGET an unknown container succeeded ({id})"))),
         Err(s) => kit::expect_code("security.namespaces.pid_target_unknown", Code::NotFound, &s, "CreateContainer with pid TARGET an unknown container")?,
     }
-    let pod_mode = running(cx, &pod, &pod_cfg, &image, "podmode", pid_sc(cri::NamespaceMode::Pod, "")).await?;
-    let cfg = with_sc(cx, "bad-target", &image, &["/bin/probe", "sleep", "inf"], pid_sc(cri::NamespaceMode::Target, &pod_mode));
+    let (other_pod, other_cfg) = cx.step("run another pod", kit::run_pod(cx, "pidtarget-other")).await?;
+    let elsewhere = running(cx, &other_pod, &other_cfg, &image, "elsewhere", pid_sc(cri::NamespaceMode::Container, "")).await?;
+    let cfg = with_sc(cx, "cross-pod", &image, &["/bin/probe", "sleep", "inf"], pid_sc(cri::NamespaceMode::Target, &elsewhere));
     match try_create(cx, &pod, &pod_cfg, cfg).await {
-        Ok(id) => Err(CaseError::fail("security.namespaces.pid_target_needs_own_ns", format!("CreateContainer with pid TARGET {pod_mode}, a container without a PID namespace of its own, succeeded ({id})"))),
-        Err(s) => kit::expect_code("security.namespaces.pid_target_needs_own_ns", Code::InvalidArgument, &s, "CreateContainer with pid TARGET a POD-mode container"),
+        Ok(id) => return Err(CaseError::fail("security.namespaces.pid_target_same_pod", format!("CreateContainer with pid TARGET {elsewhere}, a container of another pod, succeeded ({id}); \"This container must have been previously created in the same pod\""))),
+        Err(s) => kit::expect_code("security.namespaces.pid_target_same_pod", Code::InvalidArgument, &s, "CreateContainer with pid TARGET a container of another pod")?,
     }
+    Ok(())
 }
 
 const STOP: Req = Req {
@@ -114,6 +116,19 @@ async fn pid1_stop(cx: &Cx) -> Result<(), CaseError> {
         ensure!("security.namespaces.pid1_stop_signal", took < Duration::from_secs(grace as u64 / 2) && st.exit_code == 0, "round {round}: StopContainer({grace}s) right after start took {took:?} and the container exited {} (reason {:?}); `probe pause` exits 0 on SIGTERM, so the signal never reached PID 1 and it was killed at the end of the grace period", st.exit_code, st.reason);
     }
     Ok(())
+}
+
+/// kubelet sends TARGET only for a target with a PID namespace of its own; joining a container
+/// that shares the pod's would silently give the pod's namespace instead.
+async fn pid_target_shared(cx: &Cx) -> Result<(), CaseError> {
+    let (image, _) = cx.step("pull probe", probe(cx)).await?;
+    let (pod, pod_cfg) = cx.step("run pod", kit::run_pod(cx, "pidtarget-shared")).await?;
+    let pod_mode = running(cx, &pod, &pod_cfg, &image, "podmode", pid_sc(cri::NamespaceMode::Pod, "")).await?;
+    let cfg = with_sc(cx, "bad-target", &image, &["/bin/probe", "sleep", "inf"], pid_sc(cri::NamespaceMode::Target, &pod_mode));
+    match try_create(cx, &pod, &pod_cfg, cfg).await {
+        Ok(id) => Err(CaseError::fail("security.namespaces.pid_target_needs_own_ns", format!("CreateContainer with pid TARGET {pod_mode}, a container without a PID namespace of its own, succeeded ({id})"))),
+        Err(s) => kit::expect_code("security.namespaces.pid_target_needs_own_ns", Code::InvalidArgument, &s, "CreateContainer with pid TARGET a POD-mode container"),
+    }
 }
 
 const T: Duration = Duration::from_secs(90);
@@ -152,11 +167,21 @@ pub const CASES: &[CaseDef] = &[
     CaseDef {
         id: "security.namespaces.pid_target",
         suite: Suite::Conformance,
-        summary: "pid TARGET joins the target container's namespace; a target without its own namespace is InvalidArgument, an unknown one NotFound",
+        summary: "pid TARGET joins the target container's namespace; a target in another pod is InvalidArgument, an unknown one NotFound",
         reqs: &[TARGET, PID_NS],
         tags: &[Tag::Conformance, Tag::Security, Tag::Negative],
         needs: &[],
         timeout: T,
         run: case_fn!(pid_target),
+    },
+    CaseDef {
+        id: "security.namespaces.pid_target_shared_refused",
+        suite: Suite::Conformance,
+        summary: "pid TARGET naming a container that shares the pod's PID namespace is refused with InvalidArgument",
+        reqs: &[TARGET],
+        tags: &[Tag::Conformance, Tag::Security, Tag::Negative],
+        needs: &[],
+        timeout: T,
+        run: case_fn!(pid_target_shared),
     },
 ];
