@@ -247,6 +247,49 @@ fn run_against_containerd_starts_and_removes_it() {
             "{id} against containerd"
         );
     }
+    // The bundled runtime's default seccomp profile answers every call of the probe's matrix
+    // as containerd's does, with the default capabilities and with all of them.
+    let bundled_dir = tempfile::tempdir().expect("tempdir");
+    let out = cricket(&[
+        "run",
+        "--suite",
+        "conformance",
+        "--focus",
+        "security.seccomp.runtime_default",
+        "--report-dir",
+        bundled_dir.path().to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let bundled = validate_results(&bundled_dir.path().join("results.json"));
+    let notes = |doc: &serde_json::Value| {
+        doc["cases"]
+            .as_array()
+            .and_then(|c| {
+                c.iter()
+                    .find(|c| c["id"] == "security.seccomp.runtime_default")
+            })
+            .map(|c| c["notes"].clone())
+            .unwrap_or_default()
+    };
+    let (theirs, ours) = (notes(&doc), notes(&bundled));
+    for key in ["syscall_matrix", "syscall_matrix_all_caps"] {
+        let (t, o) = (theirs[key].as_str(), ours[key].as_str());
+        assert!(
+            t.is_some_and(|t| t.lines().count() > 40),
+            "containerd's {key}: {t:?}"
+        );
+        let differ: Vec<String> = t
+            .unwrap_or_default()
+            .lines()
+            .zip(o.unwrap_or_default().lines())
+            .filter(|(a, b)| a != b)
+            .map(|(a, b)| format!("containerd `{a}`, bundled `{b}`"))
+            .collect();
+        assert!(
+            differ.is_empty() && t.map(str::len) == o.map(str::len),
+            "{key}: the default seccomp profiles answer differently: {differ:?}"
+        );
+    }
     // Nothing of the throwaway containerd outlives the run.
     assert_eq!(
         containerd_pids(),

@@ -43,6 +43,32 @@ const FAULTS: &[(&str, &str)] = &[
     ("no-new-privs-ignored", "security.no_new_privs.flag"),
     ("masked-paths-ignored", "security.masked_paths.defaults"),
     ("host-pid-ignored", "security.namespaces.pid_host"),
+    ("seccomp-not-loaded", "security.seccomp.runtime_default"),
+    ("seccomp-not-loaded", "security.seccomp.localhost"),
+    (
+        "seccomp-default-ignores-caps",
+        "security.seccomp.runtime_default",
+    ),
+    (
+        "seccomp-errors-unconfined",
+        "security.seccomp.missing_file_refused",
+    ),
+    (
+        "seccomp-errors-unconfined",
+        "security.seccomp.bad_json_refused",
+    ),
+    (
+        "seccomp-errors-unconfined",
+        "security.seccomp.relative_ref_refused",
+    ),
+    (
+        "seccomp-errors-unconfined",
+        "security.seccomp.bad_path_refused",
+    ),
+    (
+        "seccomp-unknown-names-skipped",
+        "security.seccomp.unknown_syscall_refused",
+    ),
     ("pid-target-unchecked", "security.namespaces.pid_target"),
     (
         "pid-target-unchecked",

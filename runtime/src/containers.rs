@@ -95,7 +95,7 @@ impl Engine {
             .as_ref()
             .and_then(|l| l.security_context.as_ref())
             .is_some_and(|s| s.privileged);
-        let mut confined = crate::security::confinement(sc, pod_privileged)?;
+        let mut confined = crate::security::confinement(sc, pod_privileged, &self.faults)?;
         crate::security::apply_faults(&mut confined, &self.faults);
         let args = merge_args(
             &config.command,

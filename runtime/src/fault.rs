@@ -71,6 +71,10 @@ faults! {
     ExecNotConfined = "exec-not-confined": "exec'd commands run with the runtime's capabilities, not the container's",
     StopSignalOnce = "stop-signal-once": "StopContainer sends the stop signal once, even when a PID-1 container's kernel dropped it",
     PidTargetUnchecked = "pid-target-unchecked": "pid TARGET joins any container's namespace, in another pod or shared with its pod",
+    SeccompNotLoaded = "seccomp-not-loaded": "no seccomp filter is loaded, whatever profile the container asks for",
+    SeccompDefaultIgnoresCaps = "seccomp-default-ignores-caps": "the default seccomp profile is built as if the container held every capability",
+    SeccompErrorsUnconfined = "seccomp-errors-unconfined": "a seccomp profile that cannot be used (missing, not JSON, bad path) leaves the container unconfined instead of failing CreateContainer",
+    SeccompUnknownNamesSkipped = "seccomp-unknown-names-skipped": "system calls a profile names that no architecture has are skipped, as runc skips them, instead of refused",
     HostPidIgnored = "host-pid-ignored": "a container asking for the host's PID namespace (NODE) gets one of its own",
     NoAuthorityFix = "no-authority-fix": "the socket is served by plain h2: a local client's socket-path :authority is reset with PROTOCOL_ERROR",
 }

@@ -23,6 +23,7 @@ pub mod pty;
 pub mod request_check;
 pub mod rootfs_file;
 mod runtime_service;
+pub mod seccomp;
 pub mod security;
 mod server;
 pub mod shim;

@@ -1,5 +1,5 @@
 //! A container's security context turned into what the shim enforces: capability sets,
-//! no_new_privs, masked and read-only paths, privileged mode. api.proto is the contract; where
+//! seccomp filters (`crate::seccomp`), no_new_privs, masked and read-only paths, privileged mode. api.proto is the contract; where
 //! it is silent this follows containerd, so a workload moved between the two sees the same.
 
 use cricket_proto::v1 as cri;
@@ -127,6 +127,7 @@ fn checked_paths(field: &str, paths: &[String]) -> Result<Vec<String>, Status> {
 pub fn confinement(
     sc: Option<&cri::LinuxContainerSecurityContext>,
     pod_privileged: bool,
+    faults: &crate::fault::Faults,
 ) -> Result<Confinement, Status> {
     let privileged = sc.is_some_and(|s| s.privileged);
     if privileged && !pod_privileged {
@@ -145,6 +146,7 @@ pub fn confinement(
                 inheritable: 0,
                 ambient: 0,
                 no_new_privs,
+                seccomp: crate::seccomp::filters(sc, all, true, faults)?,
             },
             masked_paths: Vec::new(),
             readonly_paths: Vec::new(),
@@ -173,6 +175,7 @@ pub fn confinement(
             inheritable: ambient,
             ambient,
             no_new_privs,
+            seccomp: crate::seccomp::filters(sc, set, false, faults)?,
         },
         masked_paths: masked,
         readonly_paths: readonly,
@@ -247,12 +250,12 @@ mod tests {
     }
 
     fn bounding(sc: &cri::LinuxContainerSecurityContext) -> Result<u64, Status> {
-        confinement(Some(sc), false).map(|c| c.hardening.bounding)
+        confinement(Some(sc), false, &Default::default()).map(|c| c.hardening.bounding)
     }
 
     #[test]
     fn default_set_is_containerds() {
-        let c = confinement(None, false).expect("default");
+        let c = confinement(None, false, &Default::default()).expect("default");
         assert_eq!(c.hardening.bounding, 0xa80425fb);
         assert_eq!(c.hardening.ambient, 0);
         assert_eq!(c.masked_paths.len(), DEFAULT_MASKED.len());
@@ -287,8 +290,8 @@ mod tests {
             privileged: true,
             ..Default::default()
         };
-        assert!(confinement(Some(&sc), false).is_err());
-        let c = confinement(Some(&sc), true).expect("privileged");
+        assert!(confinement(Some(&sc), false, &Default::default()).is_err());
+        let c = confinement(Some(&sc), true, &Default::default()).expect("privileged");
         assert_eq!(c.hardening.bounding, all_caps());
         assert!(c.masked_paths.is_empty() && c.readonly_paths.is_empty());
     }
@@ -299,6 +302,6 @@ mod tests {
             masked_paths: vec!["proc/kcore".into()],
             ..Default::default()
         };
-        assert!(confinement(Some(&sc), false).is_err());
+        assert!(confinement(Some(&sc), false, &Default::default()).is_err());
     }
 }

@@ -1,9 +1,12 @@
 //! The last steps before a container's process (or an exec'd one) runs its program: drop the
-//! capabilities it may not have, take its identity, set no_new_privs; and, for the first
+//! capabilities it may not have, take its identity, set no_new_privs, load its seccomp
+//! filters; and, for the first
 //! process only, hide and freeze the paths its security context names. runc's order, because
 //! the order is what makes it work: the bounding set is cut while CAP_SETPCAP is still held,
 //! the uid changes with "keep capabilities" on so the permitted set survives it, and the
-//! ambient set is raised last, from the permitted and inheritable sets just set.
+//! ambient set is raised last, from the permitted and inheritable sets just set. Seccomp
+//! filters load last when no_new_privs is set (the fewest calls happen under them); without
+//! it the kernel loads a filter only for a process holding CAP_SYS_ADMIN, so they load first.
 //!
 //! All calls go through rustix; the processes that run this are single-threaded (the shim's
 //! clone child, the exec helper's fork child), so per-thread credential calls are per-process.
@@ -16,7 +19,7 @@ use rustix::mount::{MountFlags, mount, mount_bind_recursive, mount_remount};
 use rustix::process::{Gid, Uid};
 use rustix::thread::{self as th, CapabilitySet, CapabilitySets};
 
-use super::spec::Hardening;
+use super::spec::{Hardening, Seccomp};
 
 fn os(what: &str, e: Errno) -> io::Error {
     let e = io::Error::from(e);
@@ -55,6 +58,11 @@ pub fn enter(h: Option<&Hardening>, uid: u32, gid: u32, groups: &[u32]) -> io::R
     let Some(h) = h else {
         return ids(uid, gid, groups);
     };
+    if !h.no_new_privs
+        && let Some(s) = &h.seccomp
+    {
+        load_seccomp(s)?;
+    }
     let known = all_caps();
     for c in each_cap(known & !h.bounding) {
         th::remove_capability_from_bounding_set(c)
@@ -79,6 +87,48 @@ pub fn enter(h: Option<&Hardening>, uid: u32, gid: u32, groups: &[u32]) -> io::R
     }
     if h.no_new_privs {
         th::set_no_new_privs(true).map_err(|e| os("PR_SET_NO_NEW_PRIVS", e))?;
+        if let Some(s) = &h.seccomp {
+            load_seccomp(s)?;
+        }
+    }
+    Ok(())
+}
+
+/// Loads each program with seccomp(2), which neither rustix nor nix wraps.
+fn load_seccomp(s: &Seccomp) -> io::Result<()> {
+    for (n, prog) in s.programs.iter().enumerate() {
+        let insns: Vec<libc::sock_filter> = prog
+            .0
+            .chunks_exact(8)
+            .map(|b| libc::sock_filter {
+                code: u16::from_le_bytes([b[0], b[1]]),
+                jt: b[2],
+                jf: b[3],
+                k: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+            })
+            .collect();
+        let len = u16::try_from(insns.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "seccomp program too long"))?;
+        let fprog = libc::sock_fprog {
+            len,
+            filter: insns.as_ptr().cast_mut(),
+        };
+        // SAFETY: `fprog` points at `insns`, alive for the call; the kernel copies the program.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                s.flags,
+                &fprog as *const libc::sock_fprog,
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(
+                e.kind(),
+                format!("loading seccomp filter {n}: {e}"),
+            ));
+        }
     }
     Ok(())
 }

@@ -39,6 +39,7 @@ areas!(
     security,
     security_namespaces,
     security_paths,
+    security_seccomp,
     stats,
     token_streaming,
     transport,

@@ -259,7 +259,7 @@ async fn no_new_privs(cx: &Cx) -> Result<(), CaseError> {
     Ok(())
 }
 
-async fn privileged_pod(cx: &Cx, name: &str) -> Result<(String, cri::PodSandboxConfig), CaseError> {
+pub(super) async fn privileged_pod(cx: &Cx, name: &str) -> Result<(String, cri::PodSandboxConfig), CaseError> {
     let mut config = kit::pod_config(cx, name)?;
     config.linux.get_or_insert_with(Default::default).security_context = Some(cri::LinuxSandboxSecurityContext { privileged: true, ..Default::default() });
     let req = cri::RunPodSandboxRequest { config: Some(config.clone()), runtime_handler: String::new() };
