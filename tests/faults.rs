@@ -43,6 +43,10 @@ const FAULTS: &[(&str, &str)] = &[
     ("no-new-privs-ignored", "security.no_new_privs.flag"),
     ("masked-paths-ignored", "security.masked_paths.defaults"),
     ("host-pid-ignored", "security.namespaces.pid_host"),
+    ("host-ipc-ignored", "security.namespaces.ipc_host"),
+    ("pod-ipc-is-host", "security.namespaces.ipc_pod"),
+    ("host-network-ignored", "security.namespaces.network_host"),
+    ("pod-network-is-host", "security.namespaces.network_pod"),
     ("seccomp-not-loaded", "security.seccomp.runtime_default"),
     ("seccomp-not-loaded", "security.seccomp.localhost"),
     (

@@ -75,6 +75,10 @@ faults! {
     SeccompDefaultIgnoresCaps = "seccomp-default-ignores-caps": "the default seccomp profile is built as if the container held every capability",
     SeccompErrorsUnconfined = "seccomp-errors-unconfined": "a seccomp profile that cannot be used (missing, not JSON, bad path) leaves the container unconfined instead of failing CreateContainer",
     SeccompUnknownNamesSkipped = "seccomp-unknown-names-skipped": "system calls a profile names that no architecture has are skipped, as runc skips them, instead of refused",
+    HostIpcIgnored = "host-ipc-ignored": "a pod asking for the host's IPC namespace (NODE) gets one of its own",
+    HostNetworkIgnored = "host-network-ignored": "a pod asking for the host's network namespace (NODE) gets one of its own",
+    PodIpcIsHost = "pod-ipc-is-host": "every pod shares the host's IPC namespace, whatever it asks for",
+    PodNetworkIsHost = "pod-network-is-host": "every pod shares the host's network namespace, whatever it asks for",
     HostPidIgnored = "host-pid-ignored": "a container asking for the host's PID namespace (NODE) gets one of its own",
     NoAuthorityFix = "no-authority-fix": "the socket is served by plain h2: a local client's socket-path :authority is reset with PROTOCOL_ERROR",
 }

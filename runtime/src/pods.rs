@@ -96,7 +96,19 @@ impl Engine {
         };
         write_etc(&dir, &hostname, config.dns_config.as_ref())
             .map_err(internal("writing /etc files"))?;
-        let (net, pid, ipc) = ns_mode(&config);
+        let (mut net, pid, mut ipc) = ns_mode(&config);
+        if self.faults.has(crate::fault::Fault::HostIpcIgnored) && ipc == NODE {
+            ipc = cri::NamespaceMode::Pod as i32;
+        }
+        if self.faults.has(crate::fault::Fault::HostNetworkIgnored) && net == NODE {
+            net = cri::NamespaceMode::Pod as i32;
+        }
+        if self.faults.has(crate::fault::Fault::PodIpcIsHost) {
+            ipc = NODE;
+        }
+        if self.faults.has(crate::fault::Fault::PodNetworkIsHost) {
+            net = NODE;
+        }
         let parent = config
             .linux
             .as_ref()

@@ -38,6 +38,7 @@ areas!(
     runtime,
     security,
     security_namespaces,
+    security_node_namespaces,
     security_paths,
     security_seccomp,
     stats,
