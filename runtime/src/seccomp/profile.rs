@@ -233,7 +233,8 @@ pub fn compile(p: &Profile, skip_unknown: bool) -> Result<Compiled, Error> {
         .into_values()
         .filter(|(a, _)| *a != SeccompAction::Allow)
         .collect();
-    // Strictest first: loaded last, so on a tie of precedence the kernel reports its data.
+    // The order never changes which action wins (the kernel keeps the strictest); when two
+    // filters of one action class (two errnos) match a call, the one loaded last reports.
     others.sort_by_key(|(a, _)| std::cmp::Reverse(strictness(a)));
     for (act, rules) in others {
         programs.push(program(rules, SeccompAction::Allow, act, arch)?);
