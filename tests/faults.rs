@@ -78,6 +78,31 @@ const FAULTS: &[(&str, &str)] = &[
         "pid-target-unchecked",
         "security.namespaces.pid_target_shared_refused",
     ),
+    (
+        "mount-propagation-ignored",
+        "container.mount.propagation_host_to_container",
+    ),
+    (
+        "mount-propagation-ignored",
+        "container.mount.propagation_bidirectional",
+    ),
+    (
+        "mount-private-is-slave",
+        "container.mount.propagation_private",
+    ),
+    (
+        "mount-propagation-unchecked",
+        "container.mount.propagation_needs_shared_host",
+    ),
+    (
+        "recursive-readonly-top-only",
+        "container.mount.recursive_readonly",
+    ),
+    (
+        "mount-missing-created",
+        "container.mount.missing_host_path_refused",
+    ),
+    ("oom-not-reported", "container.status.oom_killed"),
     ("stop-signal-once", "security.namespaces.pid1_stop_signal"),
     ("no-authority-fix", "transport.authority.socket_path"),
     (

@@ -13,7 +13,7 @@ use tonic::Status;
 use crate::ctrconfig::{Accounts, limits, merge_args, merge_env, resolve_user, stop_signal_of};
 use crate::engine::{Engine, internal};
 use crate::namespaces::PidNs;
-use crate::shim::spec::{MountKind, MountSpec, Namespaces, Spec};
+use crate::shim::spec::{MountSpec, Namespaces, Spec};
 use crate::state::{CtrRecord, CtrState, PodState};
 use crate::tables::Ctr;
 use crate::views::{container_of, labels_match, status_of};
@@ -128,6 +128,10 @@ impl Engine {
             "/".into()
         };
 
+        // Checked before anything exists on disk, so a refusal leaves nothing behind.
+        let binds = crate::host_mounts::binds(&config.mounts, &self.faults, || {
+            std::fs::read_to_string("/proc/self/mountinfo")
+        })?;
         let id = crate::state::new_id();
         let dir = self.ctrs_dir().join(&id);
         for d in ["upper", "work", "rootfs"] {
@@ -144,37 +148,14 @@ impl Engine {
             ("resolv.conf", "/etc/resolv.conf"),
             ("hostname", "/etc/hostname"),
         ] {
-            mounts.push(MountSpec {
-                kind: MountKind::Bind,
-                source: pod_dir.join(file),
-                destination: dest.into(),
-                readonly: false,
-                data: String::new(),
-                file: true,
-            });
+            mounts.push(MountSpec::bind_file(pod_dir.join(file), dest.into()));
         }
-        let mut recorded = Vec::new();
-        for m in &config.mounts {
-            if m.container_path.is_empty() || !m.container_path.starts_with('/') {
-                return Err(Status::invalid_argument(format!(
-                    "mount container_path {:?} must be an absolute path",
-                    m.container_path
-                )));
-            }
-            let src = Path::new(&m.host_path);
-            let meta = std::fs::metadata(src).map_err(|e| {
-                Status::invalid_argument(format!("mount host_path {:?}: {e}", m.host_path))
-            })?;
-            mounts.push(MountSpec {
-                kind: MountKind::Bind,
-                source: src.to_path_buf(),
-                destination: PathBuf::from(&m.container_path),
-                readonly: m.readonly,
-                data: String::new(),
-                file: !meta.is_dir(),
-            });
-            recorded.push((m.host_path.clone(), m.container_path.clone(), m.readonly));
-        }
+        mounts.extend(binds);
+        let recorded = config
+            .mounts
+            .iter()
+            .map(|m| (m.host_path.clone(), m.container_path.clone(), m.readonly))
+            .collect();
         let log_path = if !pod_cfg.log_directory.is_empty() && !config.log_path.is_empty() {
             Path::new(&pod_cfg.log_directory)
                 .join(&config.log_path)

@@ -179,6 +179,8 @@ impl Engine {
             readonly: false,
             data: data.to_string(),
             file: false,
+            propagation: Default::default(),
+            recursive_readonly: false,
         };
         let mut v = vec![
             m(MountKind::Proc, "/proc", ""),
@@ -196,14 +198,8 @@ impl Engine {
             },
         ];
         for dev in ["null", "zero", "full", "random", "urandom", "tty"] {
-            v.push(MountSpec {
-                kind: MountKind::Bind,
-                source: PathBuf::from(format!("/dev/{dev}")),
-                destination: PathBuf::from(format!("/dev/{dev}")),
-                readonly: false,
-                data: String::new(),
-                file: true,
-            });
+            let path = PathBuf::from(format!("/dev/{dev}"));
+            v.push(MountSpec::bind_file(path.clone(), path));
         }
         v
     }
@@ -286,13 +282,14 @@ impl Engine {
                 Some(e) => {
                     c.rec.exit_code = e.code;
                     c.rec.finished_at = e.finished_at;
-                    c.rec.reason = if e.oom_killed {
-                        "OOMKilled".into()
-                    } else if e.code == 0 {
-                        "Completed".into()
-                    } else {
-                        "Error".into()
-                    };
+                    c.rec.reason =
+                        if e.oom_killed && !self.faults.has(crate::fault::Fault::OomNotReported) {
+                            "OOMKilled".into()
+                        } else if e.code == 0 {
+                            "Completed".into()
+                        } else {
+                            "Error".into()
+                        };
                 }
                 None => {
                     c.rec.exit_code = 255;

@@ -80,6 +80,12 @@ faults! {
     PodIpcIsHost = "pod-ipc-is-host": "every pod shares the host's IPC namespace, whatever it asks for",
     PodNetworkIsHost = "pod-network-is-host": "every pod shares the host's network namespace, whatever it asks for",
     HostPidIgnored = "host-pid-ignored": "a container asking for the host's PID namespace (NODE) gets one of its own",
+    MountPropagationIgnored = "mount-propagation-ignored": "every host-path mount is rprivate, whatever propagation the request asks for",
+    MountPrivateIsSlave = "mount-private-is-slave": "a PROPAGATION_PRIVATE mount is left rslave: host mounts made later appear in the container",
+    MountPropagationUnchecked = "mount-propagation-unchecked": "HOST_TO_CONTAINER and BIDIRECTIONAL are accepted for a host path on a private mount",
+    RecursiveReadonlyTopOnly = "recursive-readonly-top-only": "a recursive_read_only mount is read-only at its top only; submounts stay writable",
+    MountMissingCreated = "mount-missing-created": "a host path that does not exist is created as a directory (containerd's way) instead of refused",
+    OomNotReported = "oom-not-reported": "a container the kernel OOM-killed is reported with reason Error",
     NoAuthorityFix = "no-authority-fix": "the socket is served by plain h2: a local client's socket-path :authority is reset with PROTOCOL_ERROR",
 }
 

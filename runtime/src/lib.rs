@@ -15,6 +15,7 @@ pub mod engine;
 pub mod exec;
 pub mod fault;
 mod grpc_rules;
+pub mod host_mounts;
 pub mod image;
 mod image_service;
 pub mod namespaces;

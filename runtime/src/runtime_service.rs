@@ -167,7 +167,10 @@ impl RuntimeService for Runtime {
             info,
             runtime_handlers: vec![cri::RuntimeHandler {
                 name: String::new(),
-                features: Some(cri::RuntimeHandlerFeatures::default()),
+                features: Some(cri::RuntimeHandlerFeatures {
+                    recursive_read_only_mounts: crate::sys::recursive_readonly_supported(),
+                    user_namespaces: false,
+                }),
             }],
             features: Some(cri::RuntimeFeatures::default()),
         }))

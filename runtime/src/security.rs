@@ -7,7 +7,7 @@ use rustix::thread::CapabilitySet;
 use tonic::Status;
 
 use crate::shim::harden::all_caps;
-use crate::shim::spec::{Hardening, MountKind, MountSpec};
+use crate::shim::spec::{Hardening, MountSpec};
 
 /// containerd's default capability set (the one Docker introduced): what a container without
 /// add/drop gets in its bounding, effective and permitted sets (`CapEff 00000000a80425fb`).
@@ -221,14 +221,7 @@ pub fn host_devices() -> Vec<MountSpec> {
                 Some("ptmx" | "console" | "tty") | None
             )
         })
-        .map(|e| MountSpec {
-            kind: MountKind::Bind,
-            source: e.path(),
-            destination: e.path(),
-            readonly: false,
-            data: String::new(),
-            file: true,
-        })
+        .map(|e| MountSpec::bind_file(e.path(), e.path()))
         .collect();
     v.sort_by(|a, b| a.destination.cmp(&b.destination));
     v

@@ -279,3 +279,51 @@ pub fn signal_would_be_dropped(pid: i32, sig: i32) -> bool {
     let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
     !wchan.contains("sigtimedwait")
 }
+
+/// Makes the mount `fd` names and every mount under it read-only (mount_setattr with
+/// AT_RECURSIVE, Linux 5.12): a plain read-only remount reaches the top mount only.
+pub fn mount_setattr_rdonly_recursive(fd: RawFd) -> io::Result<()> {
+    let attr = libc::mount_attr {
+        attr_set: libc::MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let empty = cstr("")?;
+    // SAFETY: a valid descriptor, an empty NUL-terminated path with AT_EMPTY_PATH, and a
+    // mount_attr of the size passed (rustix has no mount_setattr).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether the kernel has mount_setattr, which recursive read-only mounts need. Asked with a
+/// descriptor that cannot be valid: a kernel with the call answers EBADF, one without ENOSYS.
+pub fn recursive_readonly_supported() -> bool {
+    static KNOWN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *KNOWN.get_or_init(|| {
+        // SAFETY: no pointer is dereferenced for fd -1 (the call fails before reading them).
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                -1,
+                std::ptr::null::<libc::c_char>(),
+                0,
+                std::ptr::null::<libc::mount_attr>(),
+                0usize,
+            )
+        };
+        r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS)
+    })
+}

@@ -27,17 +27,8 @@ pub fn status_of(c: &Ctr) -> cri::ContainerStatus {
         message: c.rec.message.clone(),
         labels: c.config.labels.clone(),
         annotations: c.config.annotations.clone(),
-        mounts: c
-            .rec
-            .mounts
-            .iter()
-            .map(|(h, ctr, ro)| cri::Mount {
-                container_path: ctr.clone(),
-                host_path: h.clone(),
-                readonly: *ro,
-                ..Default::default()
-            })
-            .collect(),
+        // As requested, propagation and read-only modes included.
+        mounts: c.config.mounts.clone(),
         log_path: c.rec.log_path.clone(),
         resources: c
             .config

@@ -3,11 +3,9 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use super::spec::{MountKind, MountSpec, Spec};
-use crate::image::unpack::{ensure_dir, open_in_root};
+use super::spec::Spec;
 use crate::sys;
 
 /// Sets up and execs; never returns. Errors are written to `sync` for the shim to report.
@@ -152,17 +150,19 @@ fn setup(
         std::fs::write(&path, v)
             .map_err(|e| io::Error::new(e.kind(), format!("sysctl {k}={v}: {e}")))?;
     }
-    sys::mount(
-        None,
-        Path::new("/"),
-        None,
-        libc::MS_REC | libc::MS_PRIVATE,
-        None,
-    )?;
     if spec.builtin_pause {
-        // Nothing of an image: the process only holds namespaces.
+        // Nothing of an image: the process only holds namespaces, and hears no host mounts.
+        sys::mount(
+            None,
+            Path::new("/"),
+            None,
+            libc::MS_REC | libc::MS_PRIVATE,
+            None,
+        )?;
         return std::env::set_current_dir("/");
     }
+    let mut clones = super::mounts::clone_shared_sources(&spec.mounts)?;
+    super::mounts::make_tree_slave()?;
     let data = format!(
         "lowerdir={},upperdir={},workdir={}",
         spec.lower.display(),
@@ -177,7 +177,7 @@ fn setup(
         Some(&data),
     )?;
     for m in &spec.mounts {
-        mount_into(&spec.rootfs, m)?;
+        super::mounts::mount_into(&spec.rootfs, m, &mut clones)?;
     }
     sys::pivot_to(&spec.rootfs)?;
     if spec.readonly_rootfs {
@@ -195,110 +195,6 @@ fn setup(
     }
     for p in &spec.masked_paths {
         super::harden::mask_path(p)?;
-    }
-    Ok(())
-}
-
-/// Mounts `m` at its destination inside `root`. The mount point is created and opened with
-/// in-root resolution, and the mount goes through that descriptor, so a symlink in the image
-/// can never redirect a mount onto the host.
-fn mount_into(root: &Path, m: &MountSpec) -> io::Result<()> {
-    let root_fd = std::fs::File::open(root)?;
-    let rel: Vec<&[u8]> = m
-        .destination
-        .as_os_str()
-        .as_bytes()
-        .split(|&b| b == b'/')
-        .filter(|c| !c.is_empty() && *c != b".")
-        .collect();
-    if rel.iter().any(|c| *c == b"..") {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("mount destination {} has '..'", m.destination.display()),
-        ));
-    }
-    let Some((name, parent)) = rel.split_last() else {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "mount destination is /",
-        ));
-    };
-    let parent_fd = ensure_dir(root_fd.as_raw_fd(), parent)?;
-    let cname = sys::cstr(name)?;
-    // Create the mount point if missing (a file for file binds).
-    // SAFETY: *at calls relative to a directory descriptor resolved inside the root.
-    unsafe {
-        if m.file {
-            let fd = libc::openat(
-                parent_fd.as_raw_fd(),
-                cname.as_ptr(),
-                libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                0o644,
-            );
-            if fd >= 0 {
-                libc::close(fd);
-            }
-        } else {
-            libc::mkdirat(parent_fd.as_raw_fd(), cname.as_ptr(), 0o755);
-        }
-    }
-    let target = open_in_root(root_fd.as_raw_fd(), &rel.join(&b'/'), libc::O_PATH)?;
-    let via = Path::new("/proc/self/fd").join(target.as_raw_fd().to_string());
-    let ro = if m.readonly { libc::MS_RDONLY } else { 0 };
-    let data = (!m.data.is_empty()).then_some(m.data.as_str());
-    match m.kind {
-        MountKind::Bind => {
-            let src = m.source.to_string_lossy();
-            sys::mount(Some(&src), &via, None, libc::MS_BIND | libc::MS_REC, None)?;
-            if m.readonly {
-                // The first descriptor names the mount point under the new mount; reopen the
-                // path to reach the bind mount itself, then make it read-only.
-                let mounted = open_in_root(root_fd.as_raw_fd(), &rel.join(&b'/'), libc::O_PATH)?;
-                let via = Path::new("/proc/self/fd").join(mounted.as_raw_fd().to_string());
-                sys::mount(
-                    None,
-                    &via,
-                    None,
-                    libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC,
-                    None,
-                )?;
-            }
-        }
-        MountKind::Proc => sys::mount(
-            Some("proc"),
-            &via,
-            Some("proc"),
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            None,
-        )?,
-        MountKind::Sysfs => sys::mount(
-            Some("sysfs"),
-            &via,
-            Some("sysfs"),
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | ro,
-            None,
-        )?,
-        MountKind::Tmpfs => sys::mount(
-            Some("tmpfs"),
-            &via,
-            Some("tmpfs"),
-            libc::MS_NOSUID | ro,
-            data,
-        )?,
-        MountKind::Devpts => sys::mount(
-            Some("devpts"),
-            &via,
-            Some("devpts"),
-            libc::MS_NOSUID | libc::MS_NOEXEC,
-            data,
-        )?,
-        MountKind::Mqueue => sys::mount(
-            Some("mqueue"),
-            &via,
-            Some("mqueue"),
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            None,
-        )?,
     }
     Ok(())
 }

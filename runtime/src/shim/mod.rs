@@ -12,6 +12,7 @@ pub mod attach;
 pub mod harden;
 pub mod init;
 pub mod log;
+pub mod mounts;
 pub mod spec;
 
 use std::io::{self, Write};

@@ -35,6 +35,39 @@ pub struct MountSpec {
     pub data: String,
     /// Create a file (not a directory) as the mount point.
     pub file: bool,
+    /// How mount events travel between the host's mount and this one (binds only).
+    #[serde(default)]
+    pub propagation: Propagation,
+    /// Read-only down to every submount (mount_setattr with AT_RECURSIVE), not just the top.
+    #[serde(default)]
+    pub recursive_readonly: bool,
+}
+
+impl MountSpec {
+    /// A private, writable bind of one host file (a device node, a pod's hosts file).
+    pub fn bind_file(source: PathBuf, destination: PathBuf) -> Self {
+        MountSpec {
+            kind: MountKind::Bind,
+            source,
+            destination,
+            readonly: false,
+            data: String::new(),
+            file: true,
+            propagation: Propagation::Private,
+            recursive_readonly: false,
+        }
+    }
+}
+
+/// CRI's MountPropagation in Linux terms: `rprivate`, `rslave`, `rshared`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Propagation {
+    #[default]
+    Private,
+    /// Host mounts under the source appear in the container; nothing goes back.
+    Slave,
+    /// Both ways: the container's mount is a peer of the host's.
+    Shared,
 }
 
 /// What confines a container's processes beyond its namespaces: capability sets as bit masks

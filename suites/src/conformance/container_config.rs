@@ -77,6 +77,25 @@ pub const CASES: &[CaseDef] = &[
         run: case_fn!(symlinked_mount),
     },
     CaseDef {
+        id: "container.status.oom_killed",
+        suite: Suite::Conformance,
+        summary: "a container the kernel kills for exceeding its memory limit exits 137 with reason OOMKilled",
+        reqs: &[
+            Req {
+                rpc: "ContainerStatus",
+                rule: "Brief CamelCase string explaining why container is in its current state.",
+            },
+            Req {
+                rpc: "ContainerStatus",
+                rule: "kubelet: a container killed by the OOM killer has reason \"OOMKilled\" (the reason kubelet reports for it; containerd and CRI-O set it from the cgroup's OOM events)",
+            },
+        ],
+        tags: &[Tag::Conformance],
+        needs: &[Need::Cgroups],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(oom_killed),
+    },
+    CaseDef {
         id: "container.resources.update",
         suite: Suite::Conformance,
         summary: "UpdateContainerResources is accepted and reflected in ContainerStatus.resources",
@@ -218,7 +237,7 @@ async fn image_stop_signal(cx: &Cx) -> Result<(), CaseError> {
 }
 
 /// A scratch file or directory cricket prepares for a mount; failing to is cricket's fault.
-fn scratch_io<T>(r: std::io::Result<T>, what: &str) -> Result<T, CaseError> {
+pub(super) fn scratch_io<T>(r: std::io::Result<T>, what: &str) -> Result<T, CaseError> {
     r.map_err(|e| CaseError::harness("harness.scratch", format!("{what}: {e}")))
 }
 
@@ -310,6 +329,39 @@ async fn symlinked_mount(cx: &Cx) -> Result<(), CaseError> {
         (0, "through a link\n".to_string()),
         (code, out),
         "reading through a symlinked host path"
+    );
+    Ok(())
+}
+
+/// A memory limit the probe then allocates well past. No swap limit is sent: kubelet's own
+/// default, and cgroup v1 hosts without swap accounting refuse one.
+async fn oom_killed(cx: &Cx) -> Result<(), CaseError> {
+    const LIMIT: i64 = 32 << 20;
+    let (image, _) = probe(cx).await?;
+    let (pod, pod_cfg) = cx.step("run pod", kit::run_pod(cx, "oom")).await?;
+    let mut config = kit::container_config(cx, "oom", &image, &["/bin/probe", "hog", "256"]);
+    config.linux.get_or_insert_with(Default::default).resources = Some(cri::LinuxContainerResources {
+        memory_limit_in_bytes: LIMIT,
+        ..Default::default()
+    });
+    let id = cx
+        .step("create", kit::create_container(cx, &pod, &pod_cfg, config))
+        .await?;
+    cx.step("start", kit::start(cx, &id)).await?;
+    let st = cx
+        .step("wait for the kill", kit::wait_exited(cx, &id, WAIT))
+        .await?;
+    ensure_eq!(
+        "container.status.oom_exit_code",
+        137,
+        st.exit_code,
+        "exit code of a container that allocated 256 MiB under a 32 MiB limit (128 + SIGKILL)"
+    );
+    ensure_eq!(
+        "container.status.oom_reason",
+        "OOMKilled",
+        st.reason.as_str(),
+        "ContainerStatus.reason of that container"
     );
     Ok(())
 }

@@ -20,6 +20,7 @@ areas!(
     container,
     container_config,
     container_image_files,
+    container_mounts,
     container_status,
     events,
     exec_sync,
