@@ -103,6 +103,12 @@ const FAULTS: &[(&str, &str)] = &[
         "container.mount.missing_host_path_refused",
     ),
     ("oom-not-reported", "container.status.oom_killed"),
+    (
+        "strict-groups-merged",
+        "container.status.user_strict_groups",
+    ),
+    ("group-without-user-accepted", "security.identity.refusals"),
+    ("user-and-username-accepted", "security.identity.refusals"),
     ("stop-signal-once", "security.namespaces.pid1_stop_signal"),
     ("no-authority-fix", "transport.authority.socket_path"),
     (

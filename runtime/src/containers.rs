@@ -89,7 +89,8 @@ impl Engine {
         } else {
             Accounts::InRootfs
         };
-        let (uid, gid, groups) = resolve_user(&lower, &image.config.user, sc, accounts)?;
+        let (uid, gid, groups) =
+            resolve_user(&lower, &image.config.user, sc, accounts, &self.faults)?;
         let pod_privileged = pod_cfg
             .linux
             .as_ref()

@@ -8,6 +8,7 @@ use cricket_proto::v1 as cri;
 use tonic::Status;
 
 use crate::cgroups::Limits;
+use crate::fault::{Fault, Faults};
 
 /// Kubernetes' rule: `command` replaces the entrypoint (and then `args` replaces cmd);
 /// `args` alone replaces only cmd.
@@ -67,13 +68,27 @@ fn db(root: &Path, file: &str, how: Accounts) -> Result<Vec<Vec<String>>, Status
 
 /// Resolves the user a container runs as: security context first, then the image USER, with
 /// names looked up in the image's /etc/passwd and /etc/group; supplementary groups are the
-/// user's /etc/group memberships plus the requested ones.
+/// primary group and the requested ones, plus (policy Merge) the user's /etc/group
+/// memberships. `faults` can make Strict act as Merge and skip the checks api.proto asks for.
 pub fn resolve_user(
     rootfs: &Path,
     image_user: &str,
     sc: Option<&cri::LinuxContainerSecurityContext>,
     how: Accounts,
+    faults: &Faults,
 ) -> Result<(u32, u32, Vec<u32>), Status> {
+    let strict_as_merge = faults.has(Fault::StrictGroupsMerged);
+    let both_ok = faults.has(Fault::UserAndUsernameAccepted);
+    let group_ok = faults.has(Fault::GroupWithoutUserAccepted);
+    let policy = sc.map_or(Ok(cri::SupplementalGroupsPolicy::Merge), |s| {
+        cri::SupplementalGroupsPolicy::try_from(s.supplemental_groups_policy).map_err(|_| {
+            Status::invalid_argument(format!(
+                "unknown supplemental_groups_policy {} (Merge is 0, Strict 1)",
+                s.supplemental_groups_policy
+            ))
+        })
+    })?;
+    let merge = policy == cri::SupplementalGroupsPolicy::Merge || strict_as_merge;
     let passwd = db(rootfs, "etc/passwd", how)?;
     let group = db(rootfs, "etc/group", how)?;
     let (mut user, mut grp) = match image_user.split_once(':') {
@@ -81,13 +96,19 @@ pub fn resolve_user(
         None => (image_user.to_string(), None),
     };
     if let Some(sc) = sc {
+        if sc.run_as_user.is_some() && !sc.run_as_username.is_empty() && !both_ok {
+            return Err(Status::invalid_argument(format!(
+                "run_as_user and run_as_username ({:?}) are both set; only one of them may be",
+                sc.run_as_username
+            )));
+        }
         if let Some(u) = &sc.run_as_user {
             user = u.value.to_string();
         } else if !sc.run_as_username.is_empty() {
             user = sc.run_as_username.clone();
         }
         if let Some(g) = &sc.run_as_group {
-            if sc.run_as_user.is_none() && sc.run_as_username.is_empty() {
+            if sc.run_as_user.is_none() && sc.run_as_username.is_empty() && !group_ok {
                 return Err(Status::invalid_argument(
                     "run_as_group is set without run_as_user or run_as_username",
                 ));
@@ -139,7 +160,7 @@ pub fn resolve_user(
         None => default_gid,
     };
     let mut groups = vec![gid];
-    if !name.is_empty() {
+    if merge && !name.is_empty() {
         for e in &group {
             if e.get(3).is_some_and(|m| m.split(',').any(|x| x == name))
                 && let Some(g) = e.get(2).and_then(|v| v.parse().ok())
@@ -239,29 +260,124 @@ mod tests {
         )
         .expect("group");
         assert_eq!(
-            resolve_user(dir.path(), "", None, Accounts::InRootfs).ok(),
+            resolve_user(dir.path(), "", None, Accounts::InRootfs, &Faults::default()).ok(),
             Some((0, 0, vec![0]))
         );
         assert_eq!(
-            resolve_user(dir.path(), "www-data", None, Accounts::InRootfs).ok(),
+            resolve_user(
+                dir.path(),
+                "www-data",
+                None,
+                Accounts::InRootfs,
+                &Faults::default()
+            )
+            .ok(),
             Some((33, 33, vec![33]))
         );
         assert_eq!(
-            resolve_user(dir.path(), "1003:users", None, Accounts::InRootfs).ok(),
+            resolve_user(
+                dir.path(),
+                "1003:users",
+                None,
+                Accounts::InRootfs,
+                &Faults::default()
+            )
+            .ok(),
             Some((1003, 100, vec![100]))
         );
         assert_eq!(
-            resolve_user(dir.path(), "1000", None, Accounts::InRootfs).ok(),
+            resolve_user(
+                dir.path(),
+                "1000",
+                None,
+                Accounts::InRootfs,
+                &Faults::default()
+            )
+            .ok(),
             Some((1000, 1000, vec![1000, 50000]))
         );
-        assert!(resolve_user(dir.path(), "nobody-here", None, Accounts::InRootfs).is_err());
+        assert!(
+            resolve_user(
+                dir.path(),
+                "nobody-here",
+                None,
+                Accounts::InRootfs,
+                &Faults::default()
+            )
+            .is_err()
+        );
         let sc = cri::LinuxContainerSecurityContext {
             run_as_group: Some(cri::Int64Value { value: 5 }),
             ..Default::default()
         };
         assert!(
-            resolve_user(dir.path(), "", Some(&sc), Accounts::InRootfs).is_err(),
+            resolve_user(
+                dir.path(),
+                "",
+                Some(&sc),
+                Accounts::InRootfs,
+                &Faults::default()
+            )
+            .is_err(),
             "run_as_group without a user is invalid"
+        );
+        let strict = cri::LinuxContainerSecurityContext {
+            supplemental_groups: vec![3000],
+            supplemental_groups_policy: cri::SupplementalGroupsPolicy::Strict as i32,
+            ..Default::default()
+        };
+        assert_eq!(
+            resolve_user(
+                dir.path(),
+                "1000",
+                Some(&strict),
+                Accounts::InRootfs,
+                &Faults::default()
+            )
+            .ok(),
+            Some((1000, 1000, vec![1000, 3000])),
+            "Strict: no group from the image's /etc/group"
+        );
+        assert_eq!(
+            resolve_user(
+                dir.path(),
+                "1000",
+                Some(&strict),
+                Accounts::InRootfs,
+                &Faults::parse("strict-groups-merged").expect("fault")
+            )
+            .ok(),
+            Some((1000, 1000, vec![1000, 3000, 50000])),
+            "fault strict-groups-merged"
+        );
+        let bad = cri::LinuxContainerSecurityContext {
+            supplemental_groups_policy: 9,
+            ..Default::default()
+        };
+        assert!(
+            resolve_user(
+                dir.path(),
+                "1000",
+                Some(&bad),
+                Accounts::InRootfs,
+                &Faults::default()
+            )
+            .is_err()
+        );
+        let both = cri::LinuxContainerSecurityContext {
+            run_as_user: Some(cri::Int64Value { value: 1000 }),
+            run_as_username: "cricket".into(),
+            ..Default::default()
+        };
+        assert!(
+            resolve_user(
+                dir.path(),
+                "",
+                Some(&both),
+                Accounts::InRootfs,
+                &Faults::default()
+            )
+            .is_err()
         );
     }
 }

@@ -86,6 +86,9 @@ faults! {
     RecursiveReadonlyTopOnly = "recursive-readonly-top-only": "a recursive_read_only mount is read-only at its top only; submounts stay writable",
     MountMissingCreated = "mount-missing-created": "a host path that does not exist is created as a directory (containerd's way) instead of refused",
     OomNotReported = "oom-not-reported": "a container the kernel OOM-killed is reported with reason Error",
+    StrictGroupsMerged = "strict-groups-merged": "supplemental_groups_policy Strict is treated as Merge: the image's /etc/group memberships are added",
+    GroupWithoutUserAccepted = "group-without-user-accepted": "run_as_group without run_as_user or run_as_username is accepted (the group is applied to the image's user)",
+    UserAndUsernameAccepted = "user-and-username-accepted": "run_as_user together with run_as_username is accepted (run_as_user wins)",
     NoAuthorityFix = "no-authority-fix": "the socket is served by plain h2: a local client's socket-path :authority is reset with PROTOCOL_ERROR",
 }
 

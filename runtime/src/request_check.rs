@@ -84,8 +84,13 @@ fn check_container(c: &cri::ContainerConfig) {
         .as_ref()
         .map(|i| i.image.as_str())
         .unwrap_or_default();
-    if let Ok((uid, _, _)) = resolve_user(Path::new(dir.path()), image_user, sc, Accounts::InRootfs)
-        && let Some(u) = sc.and_then(|s| s.run_as_user.as_ref())
+    if let Ok((uid, _, _)) = resolve_user(
+        Path::new(dir.path()),
+        image_user,
+        sc,
+        Accounts::InRootfs,
+        &crate::fault::Faults::default(),
+    ) && let Some(u) = sc.and_then(|s| s.run_as_user.as_ref())
     {
         assert_eq!(
             i64::from(uid),

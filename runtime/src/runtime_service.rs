@@ -172,7 +172,10 @@ impl RuntimeService for Runtime {
                     user_namespaces: false,
                 }),
             }],
-            features: Some(cri::RuntimeFeatures::default()),
+            features: Some(cri::RuntimeFeatures {
+                supplemental_groups_policy: true,
+                user_namespaces_host_network: false,
+            }),
         }))
     }
 

@@ -38,13 +38,16 @@ const USER: Req = Req {
 
 /// The probe image's `cricket` user (uid 1000, primary group 1000, member of 50000), with
 /// one more group from the request: what ContainerStatus.user says must be what the process is.
-async fn user(cx: &Cx) -> Result<(), CaseError> {
+/// The `cricket` user with `policy`: the ids the process has (`id -u`, `-g`, `-G`, each
+/// sorted) and ContainerStatus.user.linux, whose uid, gid and groups must be the process's.
+async fn user_of(cx: &Cx, name: &str, policy: cri::SupplementalGroupsPolicy) -> Result<Vec<i64>, CaseError> {
     let (image, _) = cx.step("pull probe", kit::pull(cx, "probe")).await?;
-    let (pod, pod_cfg) = cx.step("run pod", kit::run_pod(cx, "user")).await?;
-    let mut config = kit::container_config(cx, "user", &image, &["/bin/probe", "sleep", "inf"]);
+    let (pod, pod_cfg) = cx.step("run pod", kit::run_pod(cx, name)).await?;
+    let mut config = kit::container_config(cx, name, &image, &["/bin/probe", "sleep", "inf"]);
     config.linux.get_or_insert_with(Default::default).security_context = Some(cri::LinuxContainerSecurityContext {
         run_as_username: "cricket".into(),
         supplemental_groups: vec![3000],
+        supplemental_groups_policy: policy as i32,
         ..Default::default()
     });
     let id = cx.step("create", kit::create_container(cx, &pod, &pod_cfg, config)).await?;
@@ -68,7 +71,23 @@ async fn user(cx: &Cx) -> Result<(), CaseError> {
     ensure_eq!("container.status.user_matches_process", seen[0].clone(), vec![linux.uid], "uid: the process (`id -u`) against ContainerStatus.user.linux.uid");
     ensure_eq!("container.status.user_matches_process", seen[1].clone(), vec![linux.gid], "gid: the process (`id -g`) against ContainerStatus.user.linux.gid");
     ensure_eq!("container.status.user_matches_process", seen[2].clone(), groups, "groups: the process (`id -G`) against ContainerStatus.user.linux.supplemental_groups");
+    Ok(groups)
+}
+
+async fn user(cx: &Cx) -> Result<(), CaseError> {
+    let groups = user_of(cx, "user", cri::SupplementalGroupsPolicy::Merge).await?;
     ensure!("container.status.user_groups_merged", groups.contains(&50000) && groups.contains(&3000), "supplemental_groups {groups:?} should hold the image's group 50000 and the requested 3000");
+    Ok(())
+}
+
+/// Strict, which kubelet sends only to a runtime that reports the feature.
+async fn user_strict(cx: &Cx) -> Result<(), CaseError> {
+    let st = cx.cri().status(cri::StatusRequest { verbose: false }).await?;
+    if !st.features.is_some_and(|f| f.supplemental_groups_policy) {
+        return Err(CaseError::skip("the runtime does not report RuntimeFeatures.supplemental_groups_policy, so kubelet never sends Strict"));
+    }
+    let groups = user_of(cx, "strict", cri::SupplementalGroupsPolicy::Strict).await?;
+    ensure_eq!("container.status.user_groups_strict", vec![1000, 3000], groups, "groups of the cricket user (primary 1000, image member of 50000) with supplemental_groups [3000] and policy Strict: the primary group and the requested ones, none from the image's /etc/group");
     Ok(())
 }
 
@@ -82,6 +101,22 @@ pub const CASES: &[CaseDef] = &[
         needs: &[],
         timeout: Duration::from_secs(60),
         run: case_fn!(user),
+    },
+    CaseDef {
+        id: "container.status.user_strict_groups",
+        suite: Suite::Conformance,
+        summary: "with supplemental_groups_policy Strict the process has its primary group and the requested groups, none of the image's",
+        reqs: &[
+            USER,
+            Req {
+                rpc: "CreateContainer",
+                rule: "SupplementalGroupsPolicy Strict means that the container's provided SupplementalGroups and FsGroup (specified in SecurityContext) will be used instead of any groups defined in the container image.",
+            },
+        ],
+        tags: L,
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(user_strict),
     },
     CaseDef {
         id: "container.status.exit_code",

@@ -341,7 +341,40 @@ async fn readonly_rootfs(cx: &Cx) -> Result<(), CaseError> {
 
 const T: Duration = Duration::from_secs(90);
 
+/// Two identities api.proto forbids: a group with no user, and both user fields at once.
+async fn identity_refusals(cx: &Cx) -> Result<(), CaseError> {
+    let (image, _) = cx.step("pull probe", probe(cx)).await?;
+    let (pod, pod_cfg) = cx.step("run pod", kit::run_pod(cx, "identity")).await?;
+    let group_only = cri::LinuxContainerSecurityContext { run_as_group: Some(cri::Int64Value { value: 3000 }), ..Default::default() };
+    let both = cri::LinuxContainerSecurityContext { run_as_user: Some(cri::Int64Value { value: 1000 }), run_as_username: "cricket".into(), ..Default::default() };
+    for (sc, check, what) in [
+        (group_only, "security.identity.group_without_user_refused", "run_as_group 3000 without run_as_user or run_as_username"),
+        (both, "security.identity.user_and_username_refused", "both run_as_user 1000 and run_as_username cricket"),
+    ] {
+        let config = with_sc(cx, "identity", &image, &["/bin/probe", "sleep", "inf"], sc);
+        let s = kit::expect_err(check, try_create(cx, &pod, &pod_cfg, config).await, &format!("CreateContainer with {what}"))?;
+        kit::expect_code(check, tonic::Code::InvalidArgument, &s, &format!("CreateContainer with {what}"))?;
+    }
+    let filter = cri::ContainerFilter { pod_sandbox_id: pod.clone(), ..Default::default() };
+    let left = cx.cri().list_containers(cri::ListContainersRequest { filter: Some(filter) }).await?.containers;
+    ensure!("security.identity.refusal_leaves_nothing", left.is_empty(), "refused CreateContainer calls left {} container(s) in the pod", left.len());
+    Ok(())
+}
+
 pub const CASES: &[CaseDef] = &[
+    CaseDef {
+        id: "security.identity.refusals",
+        suite: Suite::Conformance,
+        summary: "run_as_group without a user, and run_as_user together with run_as_username, are InvalidArgument at CreateContainer",
+        reqs: &[
+            Req { rpc: "CreateContainer", rule: "GID to run the container process as. run_as_group should only be specified when run_as_user or run_as_username is specified; otherwise, the runtime MUST error." },
+            Req { rpc: "CreateContainer", rule: "UID to run the container process as. Only one of run_as_user and run_as_username can be specified at a time." },
+        ],
+        tags: SEC,
+        needs: &[],
+        timeout: Duration::from_secs(60),
+        run: case_fn!(identity_refusals),
+    },
     CaseDef {
         id: "security.caps.default_set",
         suite: Suite::Conformance,
