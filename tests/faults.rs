@@ -107,6 +107,15 @@ const FAULTS: &[(&str, &str)] = &[
         "strict-groups-merged",
         "container.status.user_strict_groups",
     ),
+    (
+        "apparmor-localhost-accepted",
+        "security.apparmor.localhost_refused",
+    ),
+    ("apparmor-default-refused", "security.apparmor.default_runs"),
+    (
+        "selinux-options-refused",
+        "security.selinux.options_without_selinux",
+    ),
     ("group-without-user-accepted", "security.identity.refusals"),
     ("user-and-username-accepted", "security.identity.refusals"),
     ("stop-signal-once", "security.namespaces.pid1_stop_signal"),

@@ -98,6 +98,7 @@ impl Engine {
             .is_some_and(|s| s.privileged);
         let mut confined = crate::security::confinement(sc, pod_privileged, &self.faults)?;
         crate::security::apply_faults(&mut confined, &self.faults);
+        crate::lsm::check(sc, crate::lsm::Host::probe(), &self.faults)?;
         let args = merge_args(
             &config.command,
             &config.args,

@@ -89,6 +89,9 @@ faults! {
     StrictGroupsMerged = "strict-groups-merged": "supplemental_groups_policy Strict is treated as Merge: the image's /etc/group memberships are added",
     GroupWithoutUserAccepted = "group-without-user-accepted": "run_as_group without run_as_user or run_as_username is accepted (the group is applied to the image's user)",
     UserAndUsernameAccepted = "user-and-username-accepted": "run_as_user together with run_as_username is accepted (run_as_user wins)",
+    ApparmorLocalhostAccepted = "apparmor-localhost-accepted": "a Localhost AppArmor profile is accepted and silently not applied",
+    ApparmorDefaultRefused = "apparmor-default-refused": "AppArmor RuntimeDefault is refused on a host without AppArmor",
+    SelinuxOptionsRefused = "selinux-options-refused": "selinux_options are refused on a host without SELinux",
     NoAuthorityFix = "no-authority-fix": "the socket is served by plain h2: a local client's socket-path :authority is reset with PROTOCOL_ERROR",
 }
 

@@ -18,6 +18,7 @@ mod grpc_rules;
 pub mod host_mounts;
 pub mod image;
 mod image_service;
+pub mod lsm;
 pub mod namespaces;
 pub mod pods;
 pub mod pty;

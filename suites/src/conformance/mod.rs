@@ -38,6 +38,7 @@ areas!(
     port_forward_streaming,
     runtime,
     security,
+    security_lsm,
     security_namespaces,
     security_node_namespaces,
     security_paths,
