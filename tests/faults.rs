@@ -116,6 +116,7 @@ const FAULTS: &[(&str, &str)] = &[
         "selinux-options-refused",
         "security.selinux.options_without_selinux",
     ),
+    ("userns-mode-unchecked", "security.namespaces.userns_modes"),
     ("group-without-user-accepted", "security.identity.refusals"),
     ("user-and-username-accepted", "security.identity.refusals"),
     ("stop-signal-once", "security.namespaces.pid1_stop_signal"),

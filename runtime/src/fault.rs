@@ -92,6 +92,7 @@ faults! {
     ApparmorLocalhostAccepted = "apparmor-localhost-accepted": "a Localhost AppArmor profile is accepted and silently not applied",
     ApparmorDefaultRefused = "apparmor-default-refused": "AppArmor RuntimeDefault is refused on a host without AppArmor",
     SelinuxOptionsRefused = "selinux-options-refused": "selinux_options are refused on a host without SELinux",
+    UsernsModeUnchecked = "userns-mode-unchecked": "userns_options modes other than NODE (CONTAINER, TARGET, POD without mappings) are accepted and run in the host's user namespace",
     NoAuthorityFix = "no-authority-fix": "the socket is served by plain h2: a local client's socket-path :authority is reset with PROTOCOL_ERROR",
 }
 

@@ -29,6 +29,47 @@ pub fn pid_mode(sc: Option<&cri::LinuxContainerSecurityContext>) -> (i32, String
         .unwrap_or((cri::NamespaceMode::Pod as i32, String::new()))
 }
 
+/// A pod's `userns_options`. None or NODE is the host's user namespace, the only one this
+/// runtime runs pods in (Status reports `user_namespaces` false, so kubelet asks for no other).
+/// api.proto allows only POD and NODE; POD without mappings cannot be built, and POD with
+/// mappings is refused rather than run in the host's namespace.
+pub fn check_userns(
+    config: &cri::PodSandboxConfig,
+    faults: &crate::fault::Faults,
+) -> Result<(), Status> {
+    let Some(u) = config
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .and_then(|s| s.namespace_options.as_ref())
+        .and_then(|o| o.userns_options.as_ref())
+    else {
+        return Ok(());
+    };
+    let mappings = !u.uids.is_empty() || !u.gids.is_empty();
+    match cri::NamespaceMode::try_from(u.mode) {
+        Ok(cri::NamespaceMode::Node) if mappings => Err(Status::invalid_argument(
+            "userns_options: uid/gid mappings are only for mode POD; NODE is the host's user namespace",
+        )),
+        Ok(cri::NamespaceMode::Node) => Ok(()),
+        _ if faults.has(crate::fault::Fault::UsernsModeUnchecked) => Ok(()),
+        Ok(cri::NamespaceMode::Pod) if !mappings => Err(Status::invalid_argument(
+            "userns_options: mode POD needs uid and gid mappings",
+        )),
+        Ok(cri::NamespaceMode::Pod) => Err(Status::unimplemented(
+            "userns_options: user namespaces (mode POD) are not supported by this runtime (Status reports user_namespaces false)",
+        )),
+        Ok(m) => Err(Status::invalid_argument(format!(
+            "userns_options: mode {} is not allowed; user namespaces support only POD and NODE",
+            m.as_str_name()
+        ))),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "userns_options: mode {} is not a NamespaceMode",
+            u.mode
+        ))),
+    }
+}
+
 impl Engine {
     pub fn pid_namespace(
         &self,

@@ -60,6 +60,7 @@ impl Engine {
                 )));
             }
         }
+        crate::namespaces::check_userns(&config, &self.faults)?;
         if !req.runtime_handler.is_empty() && req.runtime_handler != "cricket" {
             return Err(Status::invalid_argument(format!(
                 "unknown runtime handler {:?} (this runtime has \"\" and \"cricket\")",

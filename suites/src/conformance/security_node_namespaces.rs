@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use cricket_harness::{CaseDef, CaseError, Cx, Need, Req, Suite, case_fn, cri, ensure};
+use cricket_harness::{CaseDef, CaseError, Cx, Need, Req, Suite, case_fn, cri, ensure, ensure_eq};
 
 use super::container::probe;
 use super::security::{SEC, out, running};
@@ -45,7 +45,8 @@ impl Drop for Segment {
     }
 }
 
-async fn pod_with(cx: &Cx, name: &str, ns: cri::NamespaceOption) -> Result<(String, cri::PodSandboxConfig), CaseError> {
+/// A pod config with namespace options `ns`, as kubelet would send it.
+fn pod_config_with(cx: &Cx, name: &str, ns: cri::NamespaceOption) -> Result<cri::PodSandboxConfig, CaseError> {
     let mut cfg = kit::pod_config(cx, name)?;
     if ns.network == cri::NamespaceMode::Node as i32 {
         // kubelet sets no hostname for a host-network pod: it has the node's (runc refuses to
@@ -53,8 +54,17 @@ async fn pod_with(cx: &Cx, name: &str, ns: cri::NamespaceOption) -> Result<(Stri
         cfg.hostname.clear();
     }
     cfg.linux.get_or_insert_with(Default::default).security_context = Some(cri::LinuxSandboxSecurityContext { namespace_options: Some(ns), ..Default::default() });
+    Ok(cfg)
+}
+
+async fn try_pod(cx: &Cx, cfg: &cri::PodSandboxConfig) -> Result<String, tonic::Status> {
     let req = cri::RunPodSandboxRequest { config: Some(cfg.clone()), runtime_handler: String::new() };
-    let pod = cx.cri().run_pod_sandbox(req).await?.pod_sandbox_id;
+    cx.cri().run_pod_sandbox(req).await.map(|r| r.pod_sandbox_id)
+}
+
+async fn pod_with(cx: &Cx, name: &str, ns: cri::NamespaceOption) -> Result<(String, cri::PodSandboxConfig), CaseError> {
+    let cfg = pod_config_with(cx, name, ns)?;
+    let pod = try_pod(cx, &cfg).await?;
     Ok((pod, cfg))
 }
 
@@ -116,9 +126,51 @@ async fn network_pod(cx: &Cx) -> Result<(), CaseError> {
     Ok(())
 }
 
+const USERNS: Req = Req {
+    rpc: "RunPodSandbox",
+    rule: "UserNamespace: Mode is the NamespaceMode for this UserNamespace. Note: NamespaceMode for UserNamespace currently supports only POD and NODE, not CONTAINER OR TARGET.",
+};
+
+fn userns(mode: cri::NamespaceMode) -> cri::NamespaceOption {
+    cri::NamespaceOption { userns_options: Some(cri::UserNamespace { mode: mode as i32, ..Default::default() }), ..Default::default() }
+}
+
+/// NODE runs in the host's user namespace (the identity map); the modes api.proto rules out,
+/// and POD with no mapping to build, are refused.
+async fn userns_modes(cx: &Cx) -> Result<(), CaseError> {
+    let (image, _) = cx.step("pull probe", probe(cx)).await?;
+    let (pod, cfg) = pod_with(cx, "usernsnode", userns(cri::NamespaceMode::Node)).await?;
+    let id = running(cx, &pod, &cfg, &image, "usernsnode", Default::default()).await?;
+    let map = out(cx, &id, &["/bin/probe", "cat", "/proc/self/uid_map"]).await?;
+    let fields: Vec<&str> = map.split_whitespace().collect();
+    ensure_eq!("security.namespaces.userns_node_is_host", vec!["0", "0", "4294967295"], fields, "/proc/self/uid_map of a container in a pod with userns mode NODE (the host's namespace maps every id to itself)");
+    for (mode, check) in [
+        (cri::NamespaceMode::Container, "security.namespaces.userns_container_refused"),
+        (cri::NamespaceMode::Target, "security.namespaces.userns_target_refused"),
+        (cri::NamespaceMode::Pod, "security.namespaces.userns_pod_without_mappings_refused"),
+    ] {
+        let name = format!("userns{}", mode.as_str_name().to_lowercase());
+        let cfg = pod_config_with(cx, &name, userns(mode))?;
+        let what = format!("RunPodSandbox with userns_options mode {}{}", mode.as_str_name(), if mode == cri::NamespaceMode::Pod { " and no mappings" } else { "" });
+        let s = kit::expect_err(check, try_pod(cx, &cfg).await, &what)?;
+        kit::expect_code(check, tonic::Code::InvalidArgument, &s, &what)?;
+    }
+    Ok(())
+}
+
 const T: Duration = Duration::from_secs(90);
 
 pub const CASES: &[CaseDef] = &[
+    CaseDef {
+        id: "security.namespaces.userns_modes",
+        suite: Suite::Conformance,
+        summary: "userns mode NODE runs in the host's user namespace; CONTAINER, TARGET and POD without mappings are InvalidArgument",
+        reqs: &[USERNS],
+        tags: SEC,
+        needs: &[Need::Root],
+        timeout: T,
+        run: case_fn!(userns_modes),
+    },
     CaseDef {
         id: "security.namespaces.ipc_host",
         suite: Suite::Conformance,
