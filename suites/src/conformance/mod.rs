@@ -27,6 +27,7 @@ areas!(
     exec_streaming,
     idempotence,
     image,
+    image_hostile,
     image_store,
     list_streams,
     logs,
@@ -46,6 +47,7 @@ areas!(
     stats,
     token_streaming,
     transport,
+    transport_limits,
     websocket_streaming,
 );
 

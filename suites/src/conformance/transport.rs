@@ -1,28 +1,28 @@
 //! Area `transport`: the runtime as a gRPC-over-HTTP/2 server on a unix socket, checked with
 //! frames written by hand (`kit::raw_h2`), so what real clients send reaches it unchanged: the
 //! `:authority` forms kubelet, crictl and gRPC core send, a garbage preface, connections closed
-//! mid-request or held idle, deadlines only the server can enforce, the receive limit and a
-//! compressed request. A runtime built on a stack that mishandles any of these (tonic over h2
+//! mid-request or held idle (deadlines, the receive limit and compression: `transport_limits`).
+//! A runtime built on a stack that mishandles any of these (tonic over h2
 //! resets a socket-path authority) cannot serve those clients, whatever its RPCs do.
 
 use std::time::{Duration, Instant};
 
-use cricket_harness::{CaseDef, CaseError, Cx, Req, Suite, Tag, case_fn, cri, ensure, ensure_eq};
+use cricket_harness::{CaseDef, CaseError, Cx, Req, Suite, Tag, case_fn, cri, ensure};
 use prost::Message;
 
 use crate::kit;
 use crate::kit::raw_h2::{Answer, RawConn, grpc_headers, socket_of};
 
-const T: &[Tag] = &[Tag::Conformance, Tag::Transport];
+pub(super) const T: &[Tag] = &[Tag::Conformance, Tag::Transport];
 
-const VERSION: &str = "/runtime.v1.RuntimeService/Version";
-const STATUS: &str = "/runtime.v1.RuntimeService/Status";
-const LIST_CONTAINERS: &str = "/runtime.v1.RuntimeService/ListContainers";
-const EXEC_SYNC: &str = "/runtime.v1.RuntimeService/ExecSync";
-const PULL_IMAGE: &str = "/runtime.v1.ImageService/PullImage";
+pub(super) const VERSION: &str = "/runtime.v1.RuntimeService/Version";
+pub(super) const STATUS: &str = "/runtime.v1.RuntimeService/Status";
+pub(super) const LIST_CONTAINERS: &str = "/runtime.v1.RuntimeService/ListContainers";
+pub(super) const EXEC_SYNC: &str = "/runtime.v1.RuntimeService/ExecSync";
+pub(super) const PULL_IMAGE: &str = "/runtime.v1.ImageService/PullImage";
 
 /// How long any one answer may take here.
-const ANSWER: Duration = Duration::from_secs(10);
+pub(super) const ANSWER: Duration = Duration::from_secs(10);
 
 const AUTHORITY: Req = Req {
     rpc: "Version",
@@ -40,25 +40,9 @@ const IDLE: Req = Req {
     rpc: "Version",
     rule: "RFC 9113 §9.1: HTTP/2 connections are persistent; kubelet holds its connections for its whole life. Idle connections must not keep the server from answering others, new ones included.",
 };
-const DEADLINE_EXEC: Req = Req {
-    rpc: "ExecSync",
-    rule: "gRPC over HTTP/2: grpc-timeout is the client's deadline for the call; when it passes the call ends with DEADLINE_EXCEEDED (kubelet's probes carry their timeout this way and act on that code).",
-};
-const DEADLINE_PULL: Req = Req {
-    rpc: "PullImage",
-    rule: "gRPC over HTTP/2: grpc-timeout is the client's deadline for the call; when it passes the call ends with DEADLINE_EXCEEDED (kubelet bounds image pulls this way).",
-};
-const LIMIT: Req = Req {
-    rpc: "Version",
-    rule: "gRPC: a message larger than the receiver's limit is refused with RESOURCE_EXHAUSTED (grpc-go, which containerd and CRI-O use, does; kubelet sends and accepts up to 16 MiB, the limit both the bundled runtime and containerd's default max_recv_message_size set).",
-};
-const GZIP: Req = Req {
-    rpc: "Version",
-    rule: "gRPC over HTTP/2: a request may be compressed (grpc-encoding); a server that does not support the encoding answers UNIMPLEMENTED with a message naming it, never a broken stream.",
-};
 
 /// The runtime's socket, or a skip for an endpoint that is not one.
-fn socket(cx: &Cx) -> Result<String, CaseError> {
+pub(super) fn socket(cx: &Cx) -> Result<String, CaseError> {
     socket_of(&cx.target().endpoint).ok_or_else(|| {
         CaseError::skip(format!(
             "the transport cases speak HTTP/2 on a unix socket; endpoint {} is not one",
@@ -67,14 +51,14 @@ fn socket(cx: &Cx) -> Result<String, CaseError> {
     })
 }
 
-async fn connect(socket: &str) -> Result<RawConn, CaseError> {
+pub(super) async fn connect(socket: &str) -> Result<RawConn, CaseError> {
     RawConn::connect(socket)
         .await
         .map_err(|e| CaseError::fail("transport.connect", e))
 }
 
 /// An answer must be HTTP 200 with grpc-status 0 and a message that decodes as `M`.
-fn ok_reply<M: Message + Default>(
+pub(super) fn ok_reply<M: Message + Default>(
     check: &'static str,
     what: &str,
     a: &Answer,
@@ -93,7 +77,7 @@ fn ok_reply<M: Message + Default>(
     })
 }
 
-async fn call(
+pub(super) async fn call(
     conn: &mut RawConn,
     path: &str,
     authority: Option<&str>,
@@ -334,191 +318,6 @@ async fn idle_held(cx: &Cx) -> Result<(), CaseError> {
     .await
 }
 
-/// A call sent with a 1 s grpc-timeout whose work takes longer: only the runtime can answer
-/// DEADLINE_EXCEEDED in time, since this client waits 10 s.
-async fn server_deadline(
-    cx: &Cx,
-    path: &str,
-    message: &[u8],
-    status_check: &'static str,
-    prompt_check: &'static str,
-) -> Result<(), CaseError> {
-    let socket = socket(cx)?;
-    let mut conn = connect(&socket).await?;
-    let started = Instant::now();
-    let r = cx
-        .step(
-            "call with grpc-timeout 1S",
-            call(&mut conn, path, Some("localhost"), &[("grpc-timeout", "1S")], message),
-        )
-        .await?;
-    let took = started.elapsed();
-    cx.note("answered_after_ms", took.as_millis().to_string());
-    ensure_eq!(
-        status_check,
-        Some(tonic::Code::DeadlineExceeded as i32),
-        r.grpc_status(),
-        "grpc-status of a call past its grpc-timeout ({})",
-        r.describe()
-    );
-    ensure!(
-        prompt_check,
-        took < Duration::from_secs(5),
-        "DEADLINE_EXCEEDED came after {took:?}, not when the 1 s deadline passed"
-    );
-    Ok(())
-}
-
-async fn deadline_exec_sync(cx: &Cx) -> Result<(), CaseError> {
-    let (image, _) = cx.step("pull probe", kit::pull(cx, "probe")).await?;
-    let (_, _, id, _) =
-        kit::pod_with_container(cx, &image, &["/bin/probe", "sleep", "inf"]).await?;
-    let req = cri::ExecSyncRequest {
-        container_id: id,
-        cmd: kit::s(&["/bin/probe", "sleep", "8"]),
-        timeout: 0,
-    };
-    server_deadline(
-        cx,
-        EXEC_SYNC,
-        &req.encode_to_vec(),
-        "transport.deadline.exec_sync_status",
-        "transport.deadline.exec_sync_prompt",
-    )
-    .await
-}
-
-async fn deadline_pull_image(cx: &Cx) -> Result<(), CaseError> {
-    let probe = cx.image("probe")?;
-    // The fixture registry answers `<host>/delay-<ms>/<name>` like `<host>/<name>`, late.
-    let Some((host, name)) = probe.split_once('/') else {
-        return Err(CaseError::harness(
-            "harness.fixture",
-            format!("fixture reference {probe} has no registry host"),
-        ));
-    };
-    let slow = format!("{host}/delay-6000/{name}");
-    let req = cri::PullImageRequest {
-        image: Some(cri::ImageSpec {
-            image: slow,
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    server_deadline(
-        cx,
-        PULL_IMAGE,
-        &req.encode_to_vec(),
-        "transport.deadline.pull_image_status",
-        "transport.deadline.pull_image_prompt",
-    )
-    .await
-}
-
-/// A VersionRequest of `size` bytes: the real message plus an unknown field (number 15, which
-/// VersionRequest does not have) that every protobuf decoder skips.
-fn padded_version(size: usize) -> Vec<u8> {
-    let mut m = cri::VersionRequest {
-        version: "0.1.0".into(),
-    }
-    .encode_to_vec();
-    let pad = size.saturating_sub(m.len() + 6);
-    m.push(15 << 3 | 2);
-    prost::encoding::encode_varint(pad as u64, &mut m);
-    m.resize(m.len() + pad, b'x');
-    m
-}
-
-async fn receive_limit(cx: &Cx) -> Result<(), CaseError> {
-    const LIMIT_BYTES: usize = 16 << 20;
-    let socket = socket(cx)?;
-    cx.step("16 MiB - 64 KiB is accepted", async {
-        let mut conn = connect(&socket).await?;
-        let r = call(&mut conn, VERSION, Some("localhost"), &[], &padded_version(LIMIT_BYTES - (64 << 10))).await?;
-        ok_reply::<cri::VersionResponse>("transport.limits.under_limit_accepted", "Version", &r)
-            .map(drop)
-    })
-    .await?;
-    cx.step("16 MiB + 1 KiB is RESOURCE_EXHAUSTED", async {
-        let mut conn = connect(&socket).await?;
-        let r = call(&mut conn, VERSION, Some("localhost"), &[], &padded_version(LIMIT_BYTES + 1024)).await?;
-        ensure_eq!(
-            "transport.limits.over_limit_resource_exhausted",
-            Some(tonic::Code::ResourceExhausted as i32),
-            r.grpc_status(),
-            "grpc-status for a message over the 16 MiB limit ({})",
-            r.describe()
-        );
-        ensure!(
-            "transport.limits.over_limit_resource_exhausted",
-            !r.grpc_message().trim().is_empty(),
-            "RESOURCE_EXHAUSTED without a message"
-        );
-        Ok(())
-    })
-    .await?;
-    cx.cri().version(cri::VersionRequest::default()).await?;
-    Ok(())
-}
-
-async fn gzip_request(cx: &Cx) -> Result<(), CaseError> {
-    use std::io::Write;
-    let socket = socket(cx)?;
-    let plain = cri::VersionRequest {
-        version: "0.1.0".into(),
-    }
-    .encode_to_vec();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    let compressed = gz
-        .write_all(&plain)
-        .and_then(|()| gz.finish())
-        .map_err(|e| CaseError::harness("harness.gzip", e.to_string()))?;
-    let mut frame = vec![1u8];
-    frame.extend_from_slice(&(compressed.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&compressed);
-    let mut conn = connect(&socket).await?;
-    let headers = grpc_headers(
-        VERSION,
-        Some("localhost"),
-        &[("grpc-encoding", "gzip"), ("grpc-accept-encoding", "identity")],
-    );
-    let r = cx
-        .step("Version, gzip-compressed", async {
-            let stream = conn
-                .send_headers(&headers, false)
-                .await
-                .map_err(|e| CaseError::fail("transport.connect", e))?;
-            conn.send_data(stream, &frame, true)
-                .await
-                .map_err(|e| CaseError::fail("transport.connect", e))?;
-            conn.answer(stream, ANSWER)
-                .await
-                .map_err(|e| CaseError::fail("transport.answered", e))
-        })
-        .await?;
-    match r.grpc_status() {
-        Some(0) => {
-            ok_reply::<cri::VersionResponse>("transport.encoding.gzip_answered", "Version (gzip)", &r)
-                .map(drop)
-        }
-        Some(12) => {
-            ensure!(
-                "transport.encoding.gzip_answered",
-                !r.grpc_message().trim().is_empty(),
-                "UNIMPLEMENTED for gzip without a message naming the encoding"
-            );
-            cx.note("gzip", "refused with UNIMPLEMENTED");
-            Ok(())
-        }
-        _ => Err(CaseError::mismatch(
-            "transport.encoding.gzip_answered",
-            "a gzip-compressed request is neither answered nor refused with UNIMPLEMENTED",
-            "grpc-status 0 with a reply, or 12 with a message",
-            r.describe(),
-        )),
-    }
-}
-
 pub const CASES: &[CaseDef] = &[
     CaseDef {
         id: "transport.authority.absent",
@@ -599,45 +398,5 @@ pub const CASES: &[CaseDef] = &[
         needs: &[],
         timeout: Duration::from_secs(120),
         run: case_fn!(idle_held),
-    },
-    CaseDef {
-        id: "transport.deadline.exec_sync",
-        suite: Suite::Conformance,
-        summary: "ExecSync of an 8 s sleep with grpc-timeout 1S ends with DEADLINE_EXCEEDED from the runtime within 5 s",
-        reqs: &[DEADLINE_EXEC],
-        tags: T,
-        needs: &[],
-        timeout: Duration::from_secs(90),
-        run: case_fn!(deadline_exec_sync),
-    },
-    CaseDef {
-        id: "transport.deadline.pull_image",
-        suite: Suite::Conformance,
-        summary: "PullImage from a registry answering after 6 s, with grpc-timeout 1S, ends with DEADLINE_EXCEEDED from the runtime within 5 s",
-        reqs: &[DEADLINE_PULL],
-        tags: &[Tag::Conformance, Tag::Transport, Tag::Image],
-        needs: &[],
-        timeout: Duration::from_secs(60),
-        run: case_fn!(deadline_pull_image),
-    },
-    CaseDef {
-        id: "transport.limits.receive_limit",
-        suite: Suite::Conformance,
-        summary: "a request just under 16 MiB is answered, one just over is refused with RESOURCE_EXHAUSTED",
-        reqs: &[LIMIT],
-        tags: &[Tag::Conformance, Tag::Transport, Tag::Negative],
-        needs: &[],
-        timeout: Duration::from_secs(60),
-        run: case_fn!(receive_limit),
-    },
-    CaseDef {
-        id: "transport.encoding.gzip_request",
-        suite: Suite::Conformance,
-        summary: "a gzip-compressed request is answered, or refused with UNIMPLEMENTED and a message",
-        reqs: &[GZIP],
-        tags: T,
-        needs: &[],
-        timeout: Duration::from_secs(30),
-        run: case_fn!(gzip_request),
     },
 ];
