@@ -13,11 +13,16 @@
 //! - whiteouts (`.wh.NAME`) and opaque directories (`.wh..wh..opq`) are applied.
 
 use std::collections::HashSet;
-use std::ffi::CString;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+
+use rustix::fs::{
+    AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Stat, Uid, chmodat, chownat, fchmod,
+    fchown, fstat, linkat, mkdirat, mknodat, openat, openat2, statat, symlinkat, unlinkat,
+};
+use rustix::io::Errno;
 
 /// What unpacking a layer did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -114,60 +119,43 @@ fn read_up_to(r: &mut impl Read, n: usize) -> io::Result<Vec<u8>> {
     Ok(b)
 }
 
-fn cstr(b: &[u8]) -> io::Result<CString> {
-    CString::new(b).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
-}
-
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
+fn is_dir(st: &Stat) -> bool {
+    FileType::from_raw_mode(st.st_mode) == FileType::Directory
 }
 
 /// `openat2(dirfd, path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`.
-pub(crate) fn open_in_root(root: RawFd, path: &[u8], flags: libc::c_int) -> io::Result<OwnedFd> {
-    let p = cstr(if path.is_empty() { b"." } else { path })?;
-    // SAFETY: open_how is plain data; zeroed is its documented "no options" value.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-    // SAFETY: valid dirfd, NUL-terminated path and a properly sized open_how.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root,
-            p.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel returned a fresh descriptor we now own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+pub(crate) fn open_in_root(
+    root: BorrowedFd<'_>,
+    path: &[u8],
+    flags: OFlags,
+) -> io::Result<OwnedFd> {
+    let path: &[u8] = if path.is_empty() { b"." } else { path };
+    Ok(openat2(
+        root,
+        path,
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )?)
 }
 
 /// Opens (creating as needed) the directory `components` inside the rootfs.
-pub(crate) fn ensure_dir(root: RawFd, components: &[&[u8]]) -> io::Result<OwnedFd> {
+pub(crate) fn ensure_dir(root: BorrowedFd<'_>, components: &[&[u8]]) -> io::Result<OwnedFd> {
+    let dir = OFlags::PATH | OFlags::DIRECTORY;
     let joined = components.join(&b'/');
-    match open_in_root(root, &joined, libc::O_PATH | libc::O_DIRECTORY) {
+    match open_in_root(root, &joined, dir) {
         Ok(fd) => return Ok(fd),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
         Err(e) => return Err(e),
     }
-    let mut parent = open_in_root(root, b"", libc::O_PATH | libc::O_DIRECTORY)?;
+    let mut parent = open_in_root(root, b"", dir)?;
     for i in 0..components.len() {
         let prefix = components[..=i].join(&b'/');
-        match open_in_root(root, &prefix, libc::O_PATH | libc::O_DIRECTORY) {
+        match open_in_root(root, &prefix, dir) {
             Ok(fd) => parent = fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                let name = cstr(components[i])?;
-                // SAFETY: parent is a directory descriptor; name is a single component.
-                check(unsafe { libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), 0o755) })?;
-                parent = open_in_root(root, &prefix, libc::O_PATH | libc::O_DIRECTORY)?;
+                mkdirat(&parent, components[i], Mode::from_raw_mode(0o755))?;
+                parent = open_in_root(root, &prefix, dir)?;
             }
             Err(e) => return Err(e),
         }
@@ -175,58 +163,43 @@ pub(crate) fn ensure_dir(root: RawFd, components: &[&[u8]]) -> io::Result<OwnedF
     Ok(parent)
 }
 
-fn lstat_at(dir: RawFd, name: &CString) -> io::Result<Option<libc::stat>> {
-    // SAFETY: stat is plain data filled by the kernel.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid dirfd and name; AT_SYMLINK_NOFOLLOW so links are not followed.
-    let r = unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
-    if r == 0 {
-        Ok(Some(st))
-    } else {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::ENOENT) {
-            Ok(None)
-        } else {
-            Err(e)
-        }
+fn lstat_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Option<Stat>> {
+    match statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(st)),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// Removes `name` in `dir` (recursively for directories), never following links.
-pub fn remove_at(dir: RawFd, name: &CString) -> io::Result<()> {
+pub fn remove_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
     let Some(st) = lstat_at(dir, name)? else {
         return Ok(());
     };
-    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-        // SAFETY: opening a directory entry relative to dir without following links.
-        let fd = check(unsafe {
-            libc::openat(
-                dir,
-                name.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            )
-        })?;
-        // SAFETY: fresh descriptor we own.
-        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-        clear_dir(owned.as_raw_fd(), &HashSet::new())?;
-        // SAFETY: valid dirfd and name.
-        check(unsafe { libc::unlinkat(dir, name.as_ptr(), libc::AT_REMOVEDIR) })?;
+    if is_dir(&st) {
+        let sub = openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        clear_dir(sub.as_fd(), &HashSet::new())?;
+        unlinkat(dir, name, AtFlags::REMOVEDIR)?;
     } else {
-        // SAFETY: valid dirfd and name.
-        check(unsafe { libc::unlinkat(dir, name.as_ptr(), 0) })?;
+        unlinkat(dir, name, AtFlags::empty())?;
     }
     Ok(())
 }
 
 /// Removes every entry of the open directory `fd` except the names in `keep`.
-fn clear_dir(fd: RawFd, keep: &HashSet<Vec<u8>>) -> io::Result<()> {
-    let names: Vec<Vec<u8>> = std::fs::read_dir(format!("/proc/self/fd/{fd}"))?
+fn clear_dir(fd: BorrowedFd<'_>, keep: &HashSet<Vec<u8>>) -> io::Result<()> {
+    let names: Vec<Vec<u8>> = std::fs::read_dir(format!("/proc/self/fd/{}", fd.as_raw_fd()))?
         .filter_map(Result::ok)
         .map(|e| e.file_name().as_bytes().to_vec())
         .filter(|n| !keep.contains(n))
         .collect();
     for n in names {
-        remove_at(fd, &cstr(&n)?)?;
+        remove_at(fd, &n)?;
     }
     Ok(())
 }
@@ -253,20 +226,13 @@ fn components(raw: &[u8]) -> Result<(Vec<&[u8]>, bool), UnpackError> {
 /// Unpacks one layer (gzip, zstd or plain tar) on top of `root`.
 pub fn unpack_layer(layer: impl Read, root: &Path) -> Result<Unpacked, UnpackError> {
     std::fs::create_dir_all(root).map_err(UnpackError::Read)?;
-    let root_fd = {
-        let c = cstr(root.as_os_str().as_bytes()).map_err(UnpackError::Read)?;
-        // SAFETY: opening the rootfs directory itself.
-        let fd = check(unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        })
-        .map_err(UnpackError::Read)?;
-        // SAFETY: fresh descriptor we own.
-        unsafe { OwnedFd::from_raw_fd(fd) }
-    };
-    let root_raw = root_fd.as_raw_fd();
+    let root_fd = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| UnpackError::Read(e.into()))?;
+    let root_dir = root_fd.as_fd();
     let stream = decompress(layer).map_err(UnpackError::Read)?;
     let mut archive = tar::Archive::new(stream);
     let mut stats = Unpacked::default();
@@ -286,16 +252,25 @@ pub fn unpack_layer(layer: impl Read, root: &Path) -> Result<Unpacked, UnpackErr
         let Some((name, parent)) = comps.split_last() else {
             continue;
         };
+        let name: &[u8] = name;
         let header = entry.header().clone();
         let kind = header.entry_type();
-        let mode = header.mode().unwrap_or(0o644) & 0o7777;
-        let uid = header.uid().unwrap_or(0) as libc::uid_t;
-        let gid = header.gid().unwrap_or(0) as libc::gid_t;
+        let mode = Mode::from_raw_mode(header.mode().unwrap_or(0o644) & 0o7777);
+        // Ids from the image as they are; one beyond u32 cannot exist, and its entry keeps
+        // root's.
+        let uid = u32::try_from(header.uid().unwrap_or(0))
+            .ok()
+            .map(Uid::from_raw);
+        let gid = u32::try_from(header.gid().unwrap_or(0))
+            .ok()
+            .map(Gid::from_raw);
+        let err = |e: io::Error| entry_err(&shown, e);
+        let errno = |e: Errno| entry_err(&shown, io::Error::from(e));
 
         // Whiteouts.
         if let Some(hidden) = name.strip_prefix(b".wh.") {
-            let dir = ensure_dir(root_raw, parent).map_err(|e| entry_err(&shown, e))?;
-            let dir = reopen_dir(&dir).map_err(|e| entry_err(&shown, e))?;
+            let dir = ensure_dir(root_dir, parent).map_err(err)?;
+            let dir = reopen_dir(&dir).map_err(err)?;
             if hidden == b".wh..opq" {
                 let prefix = parent.join(&b'/');
                 let keep: HashSet<Vec<u8>> = created
@@ -309,69 +284,54 @@ pub fn unpack_layer(layer: impl Read, root: &Path) -> Result<Unpacked, UnpackErr
                         Some(rest.split(|&b| b == b'/').next()?.to_vec())
                     })
                     .collect();
-                clear_dir(dir.as_raw_fd(), &keep).map_err(|e| entry_err(&shown, e))?;
+                clear_dir(dir.as_fd(), &keep).map_err(err)?;
             } else {
-                remove_at(
-                    dir.as_raw_fd(),
-                    &cstr(hidden).map_err(|e| entry_err(&shown, e))?,
-                )
-                .map_err(|e| entry_err(&shown, e))?;
+                remove_at(dir.as_fd(), hidden).map_err(err)?;
             }
             continue;
         }
 
-        let parent_fd = ensure_dir(root_raw, parent).map_err(|e| entry_err(&shown, e))?;
-        let pfd = parent_fd.as_raw_fd();
-        let cname = cstr(name).map_err(|e| entry_err(&shown, e))?;
-        let existing = lstat_at(pfd, &cname).map_err(|e| entry_err(&shown, e))?;
-        let is_dir = |st: &libc::stat| st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        let parent_fd = ensure_dir(root_dir, parent).map_err(err)?;
+        let pfd = parent_fd.as_fd();
+        let existing = lstat_at(pfd, name).map_err(err)?;
         let full: Vec<u8> = comps.join(&b'/');
 
         use tar::EntryType as T;
         match kind {
             T::Directory => {
                 if existing.as_ref().is_some_and(|st| !is_dir(st)) {
-                    remove_at(pfd, &cname).map_err(|e| entry_err(&shown, e))?;
+                    remove_at(pfd, name).map_err(err)?;
                 }
                 if existing.as_ref().is_none_or(|st| !is_dir(st)) {
-                    // SAFETY: valid dirfd and single-component name.
-                    check(unsafe { libc::mkdirat(pfd, cname.as_ptr(), mode) })
-                        .map_err(|e| entry_err(&shown, e))?;
+                    mkdirat(pfd, name, mode).map_err(errno)?;
                 }
-                // SAFETY: metadata on an entry we just made or that is a real directory.
-                unsafe {
-                    libc::fchownat(pfd, cname.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW);
-                    libc::fchmodat(pfd, cname.as_ptr(), mode, 0);
-                }
+                // Metadata on an entry we just made or that is a real directory; a failure
+                // (ids the kernel refuses) leaves root's.
+                let _ = chownat(pfd, name, uid, gid, AtFlags::SYMLINK_NOFOLLOW);
+                let _ = chmodat(pfd, name, mode, AtFlags::empty());
             }
             T::Regular | T::Continuous | T::GNUSparse => {
                 if existing.is_some() {
-                    remove_at(pfd, &cname).map_err(|e| entry_err(&shown, e))?;
+                    remove_at(pfd, name).map_err(err)?;
                 }
-                // SAFETY: O_EXCL|O_NOFOLLOW: a new file, never one reached through a link.
-                let fd = check(unsafe {
-                    libc::openat(
-                        pfd,
-                        cname.as_ptr(),
-                        libc::O_WRONLY
-                            | libc::O_CREAT
-                            | libc::O_EXCL
-                            | libc::O_NOFOLLOW
-                            | libc::O_CLOEXEC,
-                        0o600,
-                    )
-                })
-                .map_err(|e| entry_err(&shown, e))?;
-                // SAFETY: fresh descriptor we own.
-                let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+                // O_EXCL|O_NOFOLLOW: a new file, never one reached through a link.
+                let fd = openat(
+                    pfd,
+                    name,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(errno)?;
+                let mut file = std::fs::File::from(fd);
                 let n = io::copy(&mut entry, &mut file).map_err(UnpackError::Read)?;
                 stats.bytes += n;
                 // Owner first, then mode: chown clears set-id bits.
-                // SAFETY: valid descriptor.
-                unsafe {
-                    libc::fchown(fd, uid, gid);
-                    libc::fchmod(fd, mode);
-                }
+                let _ = fchown(&file, uid, gid);
+                let _ = fchmod(&file, mode);
             }
             T::Symlink => {
                 let target = entry
@@ -379,17 +339,12 @@ pub fn unpack_layer(layer: impl Read, root: &Path) -> Result<Unpacked, UnpackErr
                     .ok_or_else(|| entry_err(&shown, "symlink without a target"))?
                     .into_owned();
                 if existing.is_some() {
-                    remove_at(pfd, &cname).map_err(|e| entry_err(&shown, e))?;
+                    remove_at(pfd, name).map_err(err)?;
                 }
-                let t = cstr(&target).map_err(|e| entry_err(&shown, e))?;
-                // SAFETY: creating a link is harmless in itself: every later resolution stays
-                // inside the rootfs (RESOLVE_IN_ROOT here, the container's root at run time).
-                check(unsafe { libc::symlinkat(t.as_ptr(), pfd, cname.as_ptr()) })
-                    .map_err(|e| entry_err(&shown, e))?;
-                // SAFETY: lchown of the link itself.
-                unsafe {
-                    libc::fchownat(pfd, cname.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW);
-                }
+                // A link is harmless in itself: every later resolution stays inside the
+                // rootfs (RESOLVE_IN_ROOT here, the container's root at run time).
+                symlinkat(target.as_slice(), pfd, name).map_err(errno)?;
+                let _ = chownat(pfd, name, uid, gid, AtFlags::SYMLINK_NOFOLLOW);
             }
             T::Link => {
                 let target = entry
@@ -399,9 +354,9 @@ pub fn unpack_layer(layer: impl Read, root: &Path) -> Result<Unpacked, UnpackErr
                 let (tcomps, _) = components(&target)
                     .map_err(|_| entry_err(&shown, "hardlink target has a '..' component"))?;
                 let tfd = open_in_root(
-                    root_raw,
+                    root_dir,
                     &tcomps.join(&b'/'),
-                    libc::O_PATH | libc::O_NOFOLLOW,
+                    OFlags::PATH | OFlags::NOFOLLOW,
                 )
                 .map_err(|e| {
                     entry_err(
@@ -412,36 +367,22 @@ pub fn unpack_layer(layer: impl Read, root: &Path) -> Result<Unpacked, UnpackErr
                         ),
                     )
                 })?;
-                // SAFETY: fstat on our descriptor.
-                let mut st: libc::stat = unsafe { std::mem::zeroed() };
-                check(unsafe { libc::fstat(tfd.as_raw_fd(), &mut st) })
-                    .map_err(|e| entry_err(&shown, e))?;
-                if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+                let st = fstat(&tfd).map_err(errno)?;
+                if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
                     return Err(entry_err(&shown, "hardlink target is not a regular file"));
                 }
                 if existing.is_some() {
-                    remove_at(pfd, &cname).map_err(|e| entry_err(&shown, e))?;
+                    remove_at(pfd, name).map_err(err)?;
                 }
-                let empty = cstr(b"").map_err(|e| entry_err(&shown, e))?;
-                // SAFETY: links the file we resolved inside the rootfs (AT_EMPTY_PATH on its fd).
-                check(unsafe {
-                    libc::linkat(
-                        tfd.as_raw_fd(),
-                        empty.as_ptr(),
-                        pfd,
-                        cname.as_ptr(),
-                        libc::AT_EMPTY_PATH,
-                    )
-                })
-                .map_err(|e| entry_err(&shown, e))?;
+                // Links the file resolved inside the rootfs (AT_EMPTY_PATH on its descriptor).
+                linkat(&tfd, "", pfd, name, AtFlags::EMPTY_PATH).map_err(errno)?;
             }
             T::Fifo => {
                 if existing.is_some() {
-                    remove_at(pfd, &cname).map_err(|e| entry_err(&shown, e))?;
+                    remove_at(pfd, name).map_err(err)?;
                 }
-                // SAFETY: a FIFO is an inert file system object.
-                check(unsafe { libc::mknodat(pfd, cname.as_ptr(), libc::S_IFIFO | mode, 0) })
-                    .map_err(|e| entry_err(&shown, e))?;
+                // A FIFO is an inert file system object.
+                mknodat(pfd, name, FileType::Fifo, mode, 0).map_err(errno)?;
             }
             T::Char | T::Block => {
                 stats
@@ -464,17 +405,12 @@ pub fn unpack_layer(layer: impl Read, root: &Path) -> Result<Unpacked, UnpackErr
 
 /// Turns an O_PATH directory descriptor into one that can be listed.
 fn reopen_dir(fd: &OwnedFd) -> io::Result<OwnedFd> {
-    let dot = cstr(b".")?;
-    // SAFETY: reopening "." relative to a directory descriptor.
-    let r = check(unsafe {
-        libc::openat(
-            fd.as_raw_fd(),
-            dot.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    })?;
-    // SAFETY: fresh descriptor we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(r) })
+    Ok(openat(
+        fd,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
 }
 
 /// The oracle behind the `layer_unpack` cargo-fuzz target: any bytes, as a (possibly

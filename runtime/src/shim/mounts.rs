@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -84,7 +84,7 @@ pub fn mount_into(
             "mount destination is /",
         ));
     };
-    let parent_fd = ensure_dir(root_fd.as_raw_fd(), parent)?;
+    let parent_fd = ensure_dir(root_fd.as_fd(), parent)?;
     // Create the mount point if missing (a file for file binds). When that fails (it exists,
     // or cannot be made) the open below reports what is wrong with the path.
     let _ = if m.file {
@@ -99,7 +99,7 @@ pub fn mount_into(
         rustix::fs::mkdirat(&parent_fd, *name, Mode::from_raw_mode(0o755))
     };
     let path = rel.join(&b'/');
-    let target = open_in_root(root_fd.as_raw_fd(), &path, libc::O_PATH)?;
+    let target = open_in_root(root_fd.as_fd(), &path, OFlags::PATH)?;
     let via = fd_path(&target);
     let flags = |extra: MountFlags| {
         MountFlags::NOSUID
@@ -111,7 +111,7 @@ pub fn mount_into(
             }
     };
     let r = match m.kind {
-        MountKind::Bind => return bind(root_fd.as_raw_fd(), &path, &via, m, clones),
+        MountKind::Bind => return bind(root_fd.as_fd(), &path, &via, m, clones),
         MountKind::Proc => mount(
             "proc",
             &via,
@@ -154,7 +154,7 @@ pub fn mount_into(
 /// A host path bound at `via` (the mount point inside the root), then given its propagation
 /// and read-only-ness through a fresh descriptor of the new mount itself.
 fn bind(
-    root: std::os::fd::RawFd,
+    root: BorrowedFd<'_>,
     path: &[u8],
     via: &Path,
     m: &MountSpec,
@@ -165,7 +165,7 @@ fn bind(
         let Some(tree) = clones.remove(&m.destination) else {
             return Err(io::Error::other(format!("no rshared clone for {}", what())));
         };
-        let target = open_in_root(root, path, libc::O_PATH)?;
+        let target = open_in_root(root, path, OFlags::PATH)?;
         move_mount(
             tree.as_fd(),
             "",
@@ -180,7 +180,7 @@ fn bind(
     }
     // The first descriptor names the mount point under the new mount; reopen the path to
     // reach the bind mount itself.
-    let mounted = open_in_root(root, path, libc::O_PATH)?;
+    let mounted = open_in_root(root, path, OFlags::PATH)?;
     let top = fd_path(&mounted);
     let prop = match m.propagation {
         Propagation::Private => Some(MountPropagationFlags::PRIVATE),
