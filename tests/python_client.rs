@@ -72,5 +72,21 @@ fn grpcio_drives_a_crictl_session_against_cricket_runtime() {
         "expected Version to be reset by h2: {t}"
     );
     drop(rt);
+
+    // The session's own security checks bite: a runtime that loads no seccomp filter fails it
+    // where the process reads its status, though every call was accepted.
+    let unfiltered = tempfile::tempdir().expect("tempdir");
+    let rt = Runtime::start(unfiltered.path(), "seccomp-not-loaded", &[]);
+    let out = session(py, stub_dir, &rt, image, "default", "py-unfiltered");
+    let t = text(&out);
+    assert!(
+        !out.status.success(),
+        "an unfiltered runtime passed the grpcio session: {t}"
+    );
+    assert!(
+        t.contains("FAIL [ExecSync(security status)]"),
+        "expected the security status check to fail: {t}"
+    );
+    drop(rt);
     drop(c);
 }

@@ -11,7 +11,7 @@ use tonic::Status;
 
 use crate::fault::{Fault, Faults};
 
-/// What the host has, read once per request by the caller.
+/// Which LSMs the host has enabled.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Host {
     pub apparmor: bool,
@@ -19,7 +19,13 @@ pub struct Host {
 }
 
 impl Host {
+    /// Read once: a host does not gain or lose an LSM while the runtime runs.
     pub fn probe() -> Self {
+        static HOST: std::sync::OnceLock<Host> = std::sync::OnceLock::new();
+        *HOST.get_or_init(Self::read)
+    }
+
+    fn read() -> Self {
         let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
             .is_ok_and(|v| v.trim() == "Y");
         let selinux = std::path::Path::new("/sys/fs/selinux/enforce").exists();

@@ -169,6 +169,9 @@ def main():
                 namespace_options=pb.NamespaceOption(network=pb.POD, pid=pb.CONTAINER, ipc=pb.POD),
                 masked_paths=["/proc/timer_list"],
                 readonly_paths=["/proc/sys"],
+                # RuntimeDefault is enum value 0: what goes on the wire is an empty message,
+                # and its presence alone asks for the default profile.
+                seccomp=pb.SecurityProfile(profile_type=pb.SecurityProfile.RuntimeDefault),
             )
         ),
     )
@@ -178,8 +181,8 @@ def main():
         pb.CreateContainerRequest(pod_sandbox_id=pod, config=sec_cfg, sandbox_config=pod_cfg),
     ).container_id
     call("StartContainer(security)", rt.StartContainer, pb.StartContainerRequest(container_id=sec))
-    st = call("ExecSync(security status)", rt.ExecSync, pb.ExecSyncRequest(container_id=sec, cmd=["/bin/probe", "proc", "CapBnd", "CapEff", "NoNewPrivs"], timeout=10))
-    want = b"CapBnd:\t0000000000000400\nCapEff:\t0000000000000400\nNoNewPrivs:\t1\n"
+    st = call("ExecSync(security status)", rt.ExecSync, pb.ExecSyncRequest(container_id=sec, cmd=["/bin/probe", "proc", "CapBnd", "CapEff", "NoNewPrivs", "Seccomp"], timeout=10))
+    want = b"CapBnd:\t0000000000000400\nCapEff:\t0000000000000400\nNoNewPrivs:\t1\nSeccomp:\t2\n"
     check("ExecSync(security status)", (st.stdout, st.exit_code) == (want, 0), f"{st}")
     for cmd, expect in [
         (["/bin/probe", "cat", "/proc/1/cmdline"], b"/bin/probe\0pause\0"),
