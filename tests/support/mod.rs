@@ -115,9 +115,27 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
+        use cricket_harness::target::{pids_in_cgroups_naming, pids_with_arg};
+        // A test that failed midway leaves pods behind, and their shims and processes outlive
+        // the runtime (by design: they survive its restarts). Found by what names this root:
+        // shims by their spec path, processes by the id prefix in their cgroup's name.
+        let ids: Vec<String> = ["pods", "containers"]
+            .iter()
+            .filter_map(|d| std::fs::read_dir(self.root.join(d)).ok())
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().chars().take(12).collect())
+            .collect();
+        let mut left = pids_in_cgroups_naming(&ids);
+        left.extend(pids_with_arg(&self.root.display().to_string()));
+        left.retain(|p| *p != self.child.id());
         // SAFETY: SIGTERM to the runtime this test started.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
+        for pid in left {
+            // SAFETY: SIGKILL to a process of this test's runtime.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
         let _ = cricket_harness::target::remove_state_dir(&self.root);
     }
 }

@@ -18,7 +18,7 @@ use tonic::transport::Channel;
 
 pub use bundled::BundledOptions;
 pub use containerd::ContainerdOptions;
-pub use process::remove_state_dir;
+pub use process::{pids_in_cgroups_naming, pids_with_arg, remove_state_dir};
 
 use crate::client::{self, CriClient};
 use crate::record::Recorder;

@@ -1,9 +1,12 @@
 //! The container's first process, between clone and exec: mounts, root switch, identity, and
 //! the wait for StartContainer. Runs in the freshly cloned child of the single-threaded shim.
 
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
+
+use rustix::fs::{Mode, OFlags, open};
+use rustix::stdio::{dup2_stderr, dup2_stdin, dup2_stdout};
 
 use super::spec::Spec;
 use crate::sys;
@@ -20,7 +23,7 @@ pub fn run(
     let sync_fd = sync.as_raw_fd();
     let fail = |prefix: &str, e: io::Error| -> ! {
         let _ = sys::write_all(sync_fd, format!("{prefix} {e}\n").as_bytes());
-        // SAFETY: leaving the child without running the parent's destructors.
+        // SAFETY: _exit, not exit: the cloned child must not run the parent's destructors.
         unsafe { libc::_exit(127) }
     };
     // The start FIFO lives in the runtime's state dir, which the new root hides: hold it open
@@ -54,32 +57,29 @@ pub fn run(
 /// whatever is orphaned into it. Ends only by SIGKILL (StopPodSandbox).
 fn pause_forever() -> ! {
     loop {
-        let mut st = 0;
-        // SAFETY: reaping any child; with none, wait a second for orphans to appear.
-        if unsafe { libc::waitpid(-1, &mut st, 0) } < 0 {
-            unsafe { libc::sleep(1) };
+        // Reap any child; with none, wait a second for orphans to appear.
+        if rustix::process::waitpid(None, rustix::process::WaitOptions::empty()).is_err() {
+            std::thread::sleep(std::time::Duration::from_secs(1));
         }
     }
 }
 
+/// An O_PATH descriptor of the FIFO; no I/O happens through it.
 fn open_path(p: &Path) -> io::Result<OwnedFd> {
-    let c = sys::path_c(p)?;
-    // SAFETY: an O_PATH descriptor of the FIFO; no I/O happens through it.
-    let fd = sys::check(unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })?;
-    // SAFETY: fresh descriptor we own.
-    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+    Ok(open(p, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())?)
 }
 
 /// Blocks until StartContainer opens the FIFO's read end (still as root: the FIFO is the
 /// runtime's, mode 0600).
 fn wait_start(fifo: &OwnedFd) -> io::Result<()> {
-    let via = sys::cstr(format!("/proc/self/fd/{}", fifo.as_raw_fd()))?;
-    // SAFETY: reopening our O_PATH descriptor for writing; blocks until a reader exists.
-    let fd = sys::check(unsafe { libc::open(via.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) })?;
-    let r = sys::write_all(fd, b"1");
-    // SAFETY: closing our descriptor.
-    unsafe { libc::close(fd) };
-    r
+    // Reopening our O_PATH descriptor for writing blocks until a reader exists.
+    let via = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+    let fd = open(
+        via.as_str(),
+        OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    std::fs::File::from(fd).write_all(b"1")
 }
 
 /// Takes the container's identity and confinement, then enters its working directory (as the
@@ -107,26 +107,21 @@ fn setup(
     let mut b = [0u8; 1];
     sys::read_some(go.as_raw_fd(), &mut b)?;
     drop(go);
-    let devnull = sys::path_c(Path::new("/dev/null"))?;
-    // SAFETY: standard descriptor plumbing in the child (post-fork, raw calls).
-    unsafe {
-        match &stdin {
-            Some(fd) => {
-                sys::check(libc::dup2(fd.as_raw_fd(), 0))?;
-            }
-            None => {
-                let null = sys::check(libc::open(devnull.as_ptr(), libc::O_RDONLY))?;
-                sys::check(libc::dup2(null, 0))?;
-                libc::close(null);
-            }
-        };
-        sys::check(libc::dup2(out.as_raw_fd(), 1))?;
-        sys::check(libc::dup2(err.as_raw_fd(), 2))?;
-        libc::setsid();
-        if spec.tty {
-            // The terminal on 0/1/2 becomes the container's controlling terminal.
-            sys::check(libc::ioctl(0, libc::TIOCSCTTY, 0))?;
-        }
+    match &stdin {
+        Some(fd) => dup2_stdin(fd)?,
+        None => dup2_stdin(open(
+            "/dev/null",
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?)?,
+    }
+    dup2_stdout(&out)?;
+    dup2_stderr(&err)?;
+    // Fails only for a process group leader, which this fresh child is not.
+    let _ = rustix::process::setsid();
+    if spec.tty {
+        // The terminal on 0/1/2 becomes the container's controlling terminal.
+        rustix::process::ioctl_tiocsctty(std::io::stdin())?;
     }
     drop(stdin);
     drop(out);
@@ -135,9 +130,9 @@ fn setup(
         sys::loopback_up()?;
     }
     if let Some(h) = &spec.hostname {
-        // SAFETY: valid buffer and length.
-        sys::check(unsafe { libc::sethostname(h.as_ptr() as *const libc::c_char, h.len()) })
-            .map_err(|e| io::Error::new(e.kind(), format!("sethostname {h}: {e}")))?;
+        rustix::system::sethostname(h.as_bytes()).map_err(|e| {
+            io::Error::new(io::Error::from(e).kind(), format!("sethostname {h}: {e}"))
+        })?;
     }
     for (k, v) in &spec.sysctls {
         if k.contains("..") || k.contains('/') {
@@ -239,7 +234,8 @@ fn exec(spec: &Spec) -> io::Error {
     );
     for c in candidates {
         let Ok(cp) = sys::cstr(&c) else { continue };
-        // SAFETY: NUL-terminated argv/envp arrays of valid C strings.
+        // SAFETY: NUL-terminated argv/envp arrays of valid C strings; execve takes raw
+        // arrays, so it stays unsafe (rustix's is too).
         unsafe { libc::execve(cp.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::NotFound {
