@@ -13,6 +13,7 @@ line naming the step, and exit status 1.
 """
 
 import argparse
+import atexit
 import os
 import re
 import sys
@@ -93,6 +94,16 @@ def main():
     )
     pod = call("RunPodSandbox", rt.RunPodSandbox, pb.RunPodSandboxRequest(config=pod_cfg)).pod_sandbox_id
     check("RunPodSandbox", pod != "", "empty pod_sandbox_id")
+
+    def leave_nothing():
+        # A session that failed midway still removes its pod (and with it every container,
+        # as RemovePodSandbox must); after a complete session this is the idempotent repeat.
+        try:
+            rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=t)
+        except grpc.RpcError:
+            pass
+
+    atexit.register(leave_nothing)
 
     ps = call("PodSandboxStatus", rt.PodSandboxStatus, pb.PodSandboxStatusRequest(pod_sandbox_id=pod)).status
     check("PodSandboxStatus", ps.id == pod, f"id {ps.id}")
