@@ -145,17 +145,18 @@ pub(super) async fn image_status(
 /// Pulls a reference as given (not a fixture name), so cases can pull tags, digests and bare
 /// repositories the catalogue does not list; returns the image_ref.
 pub(super) async fn pull_ref(cx: &Cx, reference: &str) -> Result<String, CaseError> {
-    Ok(cx
-        .cri()
-        .pull_image(cri::PullImageRequest {
-            image: Some(cri::ImageSpec {
-                image: reference.to_string(),
-                ..Default::default()
-            }),
+    Ok(cx.cri().pull_image(pull_request(reference)).await?.image_ref)
+}
+
+/// A PullImage of `reference` as given, no credentials.
+pub(super) fn pull_request(reference: &str) -> cri::PullImageRequest {
+    cri::PullImageRequest {
+        image: Some(cri::ImageSpec {
+            image: reference.to_string(),
             ..Default::default()
-        })
-        .await?
-        .image_ref)
+        }),
+        ..Default::default()
+    }
 }
 
 pub(super) async fn remove_ref(cx: &Cx, reference: &str) -> Result<(), CaseError> {

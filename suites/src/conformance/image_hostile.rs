@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use cricket_harness::{CaseDef, CaseError, Cx, Need, Req, Suite, Tag, case_fn, cri, ensure, ensure_eq};
+use cricket_harness::{CaseDef, CaseError, Cx, Need, Req, Suite, Tag, case_fn, ensure, ensure_eq};
 use tonic::Code;
 
-use super::image::{PULL, image_status};
+use super::image::{PULL, image_status, pull_request};
 use crate::kit;
 
 const DIGEST: Req = Req {
@@ -70,16 +70,7 @@ async fn hostile_layers(cx: &Cx) -> Result<(), CaseError> {
         // Refusing is fine; so is pulling with the entry neutralised.
         let _ = cx
             .step(&format!("pull {name}"), async {
-                Ok(cx
-                    .cri()
-                    .pull_image(cri::PullImageRequest {
-                        image: Some(cri::ImageSpec {
-                            image: reference.clone(),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    })
-                    .await)
+                Ok(cx.cri().pull_image(pull_request(&reference)).await)
             })
             .await?;
     }
@@ -106,16 +97,7 @@ async fn hostile_layers(cx: &Cx) -> Result<(), CaseError> {
 /// A layer digest that is a path (`sha256:../../…`) is not a digest: refused before use.
 async fn digest_path(cx: &Cx) -> Result<(), CaseError> {
     let reference = cx.image("hostile-digest-path")?;
-    let r = cx
-        .cri()
-        .pull_image(cri::PullImageRequest {
-            image: Some(cri::ImageSpec {
-                image: reference,
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await;
+    let r = cx.cri().pull_image(pull_request(&reference)).await;
     let what = "PullImage of an image whose layer digest is sha256:../../…";
     let s = kit::expect_err("image.pull.digest_path_refused", r, what)?;
     kit::expect_code("image.pull.digest_path_refused", Code::InvalidArgument, &s, what)
