@@ -259,66 +259,28 @@ mod tests {
             "root:x:0:\nusers:x:100:\nextra:x:50000:cricket\n",
         )
         .expect("group");
+        // The ids a user and security context resolve to, with `faults` (a fault list).
+        let ids = |user: &str, sc: Option<&cri::LinuxContainerSecurityContext>, faults: &str| {
+            let faults = Faults::parse(faults).expect("known faults");
+            resolve_user(dir.path(), user, sc, Accounts::InRootfs, &faults)
+        };
+        assert_eq!(ids("", None, "").ok(), Some((0, 0, vec![0])));
+        assert_eq!(ids("www-data", None, "").ok(), Some((33, 33, vec![33])));
         assert_eq!(
-            resolve_user(dir.path(), "", None, Accounts::InRootfs, &Faults::default()).ok(),
-            Some((0, 0, vec![0]))
-        );
-        assert_eq!(
-            resolve_user(
-                dir.path(),
-                "www-data",
-                None,
-                Accounts::InRootfs,
-                &Faults::default()
-            )
-            .ok(),
-            Some((33, 33, vec![33]))
-        );
-        assert_eq!(
-            resolve_user(
-                dir.path(),
-                "1003:users",
-                None,
-                Accounts::InRootfs,
-                &Faults::default()
-            )
-            .ok(),
+            ids("1003:users", None, "").ok(),
             Some((1003, 100, vec![100]))
         );
         assert_eq!(
-            resolve_user(
-                dir.path(),
-                "1000",
-                None,
-                Accounts::InRootfs,
-                &Faults::default()
-            )
-            .ok(),
+            ids("1000", None, "").ok(),
             Some((1000, 1000, vec![1000, 50000]))
         );
-        assert!(
-            resolve_user(
-                dir.path(),
-                "nobody-here",
-                None,
-                Accounts::InRootfs,
-                &Faults::default()
-            )
-            .is_err()
-        );
+        assert!(ids("nobody-here", None, "").is_err());
         let sc = cri::LinuxContainerSecurityContext {
             run_as_group: Some(cri::Int64Value { value: 5 }),
             ..Default::default()
         };
         assert!(
-            resolve_user(
-                dir.path(),
-                "",
-                Some(&sc),
-                Accounts::InRootfs,
-                &Faults::default()
-            )
-            .is_err(),
+            ids("", Some(&sc), "").is_err(),
             "run_as_group without a user is invalid"
         );
         let strict = cri::LinuxContainerSecurityContext {
@@ -327,26 +289,12 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            resolve_user(
-                dir.path(),
-                "1000",
-                Some(&strict),
-                Accounts::InRootfs,
-                &Faults::default()
-            )
-            .ok(),
+            ids("1000", Some(&strict), "").ok(),
             Some((1000, 1000, vec![1000, 3000])),
             "Strict: no group from the image's /etc/group"
         );
         assert_eq!(
-            resolve_user(
-                dir.path(),
-                "1000",
-                Some(&strict),
-                Accounts::InRootfs,
-                &Faults::parse("strict-groups-merged").expect("fault")
-            )
-            .ok(),
+            ids("1000", Some(&strict), "strict-groups-merged").ok(),
             Some((1000, 1000, vec![1000, 3000, 50000])),
             "fault strict-groups-merged"
         );
@@ -354,30 +302,12 @@ mod tests {
             supplemental_groups_policy: 9,
             ..Default::default()
         };
-        assert!(
-            resolve_user(
-                dir.path(),
-                "1000",
-                Some(&bad),
-                Accounts::InRootfs,
-                &Faults::default()
-            )
-            .is_err()
-        );
+        assert!(ids("1000", Some(&bad), "").is_err());
         let both = cri::LinuxContainerSecurityContext {
             run_as_user: Some(cri::Int64Value { value: 1000 }),
             run_as_username: "cricket".into(),
             ..Default::default()
         };
-        assert!(
-            resolve_user(
-                dir.path(),
-                "",
-                Some(&both),
-                Accounts::InRootfs,
-                &Faults::default()
-            )
-            .is_err()
-        );
+        assert!(ids("", Some(&both), "").is_err());
     }
 }

@@ -1,4 +1,5 @@
-//! Which PID namespace a container's process is created in, from
+//! Namespace choices beyond what a pod simply holds: a pod's user namespace mode
+//! (`check_userns`), and which PID namespace a container's process is created in, from
 //! `NamespaceOption.pid`: the pod's (POD), its own (CONTAINER, so it is PID 1), the host's
 //! (NODE), or another container's (TARGET: "the target container must be in the same pod"
 //! and, as kubelet uses it for ephemeral debug containers, one with a PID namespace of its

@@ -161,8 +161,7 @@ fn refusal_code(check: &'static str, s: &tonic::Status, path: &Path) -> Result<(
 }
 
 async fn no_containers(cx: &Cx, pod: &str) -> Result<(), CaseError> {
-    let filter = cri::ContainerFilter { pod_sandbox_id: pod.to_string(), ..Default::default() };
-    let left = cx.cri().list_containers(cri::ListContainersRequest { filter: Some(filter) }).await?.containers;
+    let left = kit::containers_in(cx, pod).await?;
     ensure!("container.mount.refusal_leaves_nothing", left.is_empty(), "a refused CreateContainer left containers in the pod: {:?}", left.iter().map(|c| &c.id).collect::<Vec<_>>());
     Ok(())
 }

@@ -355,8 +355,7 @@ async fn identity_refusals(cx: &Cx) -> Result<(), CaseError> {
         let s = kit::expect_err(check, try_create(cx, &pod, &pod_cfg, config).await, &format!("CreateContainer with {what}"))?;
         kit::expect_code(check, tonic::Code::InvalidArgument, &s, &format!("CreateContainer with {what}"))?;
     }
-    let filter = cri::ContainerFilter { pod_sandbox_id: pod.clone(), ..Default::default() };
-    let left = cx.cri().list_containers(cri::ListContainersRequest { filter: Some(filter) }).await?.containers;
+    let left = kit::containers_in(cx, &pod).await?;
     ensure!("security.identity.refusal_leaves_nothing", left.is_empty(), "refused CreateContainer calls left {} container(s) in the pod", left.len());
     Ok(())
 }

@@ -80,8 +80,7 @@ async fn apparmor_localhost_refused(cx: &Cx) -> Result<(), CaseError> {
         let fits = matches!(s.code(), tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition);
         ensure!(check, fits && s.message().contains(NAME), "the refusal should be InvalidArgument or FailedPrecondition naming {NAME}; got {:?}: {}", s.code(), s.message());
     }
-    let filter = cri::ContainerFilter { pod_sandbox_id: pod.clone(), ..Default::default() };
-    let left = cx.cri().list_containers(cri::ListContainersRequest { filter: Some(filter) }).await?.containers;
+    let left = kit::containers_in(cx, &pod).await?;
     ensure!("security.apparmor.refusal_leaves_nothing", left.is_empty(), "refused CreateContainer calls left {} container(s) in the pod", left.len());
     Ok(())
 }

@@ -225,6 +225,22 @@ pub async fn pod_status(cx: &Cx, id: &str) -> Result<cri::PodSandboxStatus, Case
         })
 }
 
+/// The containers ListContainers shows in `pod`: what a refused CreateContainer must not
+/// have added.
+pub async fn containers_in(cx: &Cx, pod: &str) -> Result<Vec<cri::Container>, CaseError> {
+    let filter = cri::ContainerFilter {
+        pod_sandbox_id: pod.to_string(),
+        ..Default::default()
+    };
+    Ok(cx
+        .cri()
+        .list_containers(cri::ListContainersRequest {
+            filter: Some(filter),
+        })
+        .await?
+        .containers)
+}
+
 /// Expects a gRPC error; returns it (a success fails the case at `check`).
 pub fn expect_err<T: std::fmt::Debug>(
     check: &'static str,
