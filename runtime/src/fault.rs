@@ -81,6 +81,7 @@ faults! {
     PodNetworkIsHost = "pod-network-is-host": "every pod shares the host's network namespace, whatever it asks for",
     HostPidIgnored = "host-pid-ignored": "a container asking for the host's PID namespace (NODE) gets one of its own",
     MountPropagationIgnored = "mount-propagation-ignored": "every host-path mount is rprivate, whatever propagation the request asks for",
+    BidirectionalOneWay = "bidirectional-one-way": "a PROPAGATION_BIDIRECTIONAL mount is made rslave: host mounts reach the container, the container's never reach the host",
     MountPrivateIsSlave = "mount-private-is-slave": "a PROPAGATION_PRIVATE mount is left rslave: host mounts made later appear in the container",
     MountPropagationUnchecked = "mount-propagation-unchecked": "HOST_TO_CONTAINER and BIDIRECTIONAL are accepted for a host path on a private mount",
     RecursiveReadonlyTopOnly = "recursive-readonly-top-only": "a recursive_read_only mount is read-only at its top only; submounts stay writable",

@@ -147,6 +147,11 @@ pub fn binds(
             }
             cri::MountPropagation::PropagationPrivate => Propagation::Private,
             cri::MountPropagation::PropagationHostToContainer => Propagation::Slave,
+            cri::MountPropagation::PropagationBidirectional
+                if faults.has(Fault::BidirectionalOneWay) =>
+            {
+                Propagation::Slave
+            }
             cri::MountPropagation::PropagationBidirectional => Propagation::Shared,
         };
         if prop != cri::MountPropagation::PropagationPrivate
