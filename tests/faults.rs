@@ -91,6 +91,10 @@ const FAULTS: &[(&str, &str)] = &[
         "container.mount.propagation_private",
     ),
     (
+        "bidirectional-one-way",
+        "container.mount.propagation_bidirectional",
+    ),
+    (
         "mount-propagation-unchecked",
         "container.mount.propagation_needs_shared_host",
     ),
