@@ -18,8 +18,9 @@ done
 
 # containerd + runc: the `--target containerd` runtime and its OCI runtime.
 # containernetworking-plugins: the CNI bridge/host-local/portmap/loopback plugins containerd uses.
+# iptables: the portmap plugin maps containerd's pods' host ports with it.
 # iproute2: `ip` for network namespace checks. ca-certificates: crates.io over TLS on bare images.
-packages=(containerd runc containernetworking-plugins iproute2 ca-certificates)
+packages=(containerd runc containernetworking-plugins iptables iproute2 ca-certificates)
 if $test_tools; then
   # skopeo, docker-registry: third-party OCI clients and a real registry the fixture tests check
   # cricket's images, registry and `images push` against. Neither starts a service on install.

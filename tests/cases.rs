@@ -34,6 +34,7 @@ fn main() {
             binary: env!("CARGO_BIN_EXE_cricket").into(),
             args: Vec::new(),
             builtin_pause: false,
+            network: "bridge".into(),
         });
         session::use_fixture_pause(&mut spec, &f.catalog);
         let opts = StartOptions {

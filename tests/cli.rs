@@ -200,6 +200,40 @@ fn run_against_the_bundled_runtime_writes_reports() {
     assert!(dir.path().join("bundled-runtime.log").exists());
 }
 
+/// `--bundled-network none`: the runtime says NetworkReady=false with its reason, the cases
+/// that need pod networking skip with that reason, and the rest still pass.
+#[test]
+fn network_cases_under_bundled_network_none() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = cricket(&[
+        "run",
+        "--focus",
+        "network",
+        "--bundled-network",
+        "none",
+        "--report-dir",
+        dir.path().to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let doc = validate_results(&dir.path().join("results.json"));
+    let cases = doc["cases"].as_array().expect("cases");
+    assert!(cases.len() >= 10, "{} network cases", cases.len());
+    for c in cases {
+        let id = c["id"].as_str().unwrap_or_default();
+        let outcome = c["outcome"].as_str().unwrap_or_default();
+        if id == "network.status.ready_agrees" || id == "network.host.host_network_pod" {
+            assert_eq!(outcome, "pass", "{id}: {c}");
+        } else {
+            assert_eq!(outcome, "skip", "{id}: {c}");
+            let reason = c["reason"].as_str().unwrap_or_default();
+            assert!(
+                reason.contains("NetworkReady=false") && reason.contains("--network none"),
+                "{id}: {reason}"
+            );
+        }
+    }
+}
+
 #[test]
 fn run_against_containerd_starts_and_removes_it() {
     let dir = tempfile::tempdir().expect("tempdir");

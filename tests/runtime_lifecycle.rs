@@ -1,7 +1,9 @@
 //! The bundled runtime end to end through cricket's own client, like crictl would drive it:
 //! a pod with two probe containers runs, exec echoes, logs are CRI lines, stats are non-zero;
 //! the runtime restarts and still knows its pods and containers in their states; after
-//! stop/remove nothing is left: no process, mount, cgroup or state directory.
+//! stop/remove nothing is left: no process, mount, cgroup or state directory. A hundred pods
+//! with host ports go through run/stop/remove in each network mode and leave no interface,
+//! address lease or host port behind.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,12 +20,17 @@ struct Runtime {
 
 impl Runtime {
     fn start(root: &Path, sock: &Path, pause: &str) -> Self {
+        Self::start_with(root, sock, pause, &[])
+    }
+
+    fn start_with(root: &Path, sock: &Path, pause: &str, extra: &[&str]) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_cricket"))
             .args(["runtime", "--socket"])
             .arg(sock)
             .arg("--root")
             .arg(root)
             .args(["--pause-image", pause])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -332,4 +339,122 @@ async fn pod_with_two_containers_survives_restart_and_leaves_nothing() {
         "container state left"
     );
     rt.stop();
+}
+
+/// The address leases `root`'s runtime holds on the default bridge.
+fn leases_of(root: &Path) -> Vec<String> {
+    let dir = Path::new("/run/cricket/net/cricket0");
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let owner = format!("{}\n", root.display());
+    rd.flatten()
+        .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.starts_with(&owner)))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_networked_pods_leave_nothing_in_either_mode() {
+    let fixtures = cricket_harness::session::start_fixtures(None)
+        .await
+        .expect("fixtures");
+    let pause = fixtures.catalog.get("pause").expect("pause").to_string();
+    for mode in ["bridge", "none"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("root");
+        let sock = dir.path().join("cri.sock");
+        let rt = Runtime::start_with(&root, &sock, &pause, &["--network", mode]);
+        let c = client(&sock).await;
+        let port = std::net::TcpListener::bind(("0.0.0.0", 0))
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let pod_cfg = |i: usize, mapped: bool| cri::PodSandboxConfig {
+            metadata: Some(cri::PodSandboxMetadata {
+                name: format!("net-{i}"),
+                uid: format!("uid-{i}"),
+                namespace: "cricket".into(),
+                attempt: 0,
+            }),
+            hostname: format!("net-{i}"),
+            log_directory: dir.path().display().to_string(),
+            // Every pod maps the same host port: each must give it back at stop.
+            port_mappings: mapped
+                .then(|| cri::PortMapping {
+                    protocol: cri::Protocol::Tcp as i32,
+                    container_port: 8080,
+                    host_port: port.into(),
+                    host_ip: String::new(),
+                })
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        };
+        let networked = mode == "bridge";
+        if !networked {
+            // Without networking a host port cannot be honoured: refused, not ignored.
+            let s = c
+                .run_pod_sandbox(cri::RunPodSandboxRequest {
+                    config: Some(pod_cfg(100, true)),
+                    runtime_handler: String::new(),
+                })
+                .await
+                .expect_err("--network none runs a pod with a host port");
+            assert_eq!(s.code(), tonic::Code::FailedPrecondition, "{}", s.message());
+        }
+        let mut host_ifs = Vec::new();
+        for i in 0..100 {
+            let pod = c
+                .run_pod_sandbox(cri::RunPodSandboxRequest {
+                    config: Some(pod_cfg(i, networked)),
+                    runtime_handler: String::new(),
+                })
+                .await
+                .expect("run pod")
+                .pod_sandbox_id;
+            let ip = c
+                .pod_sandbox_status(cri::PodSandboxStatusRequest {
+                    pod_sandbox_id: pod.clone(),
+                    verbose: false,
+                })
+                .await
+                .expect("status")
+                .status
+                .and_then(|s| s.network)
+                .map(|n| n.ip)
+                .unwrap_or_default();
+            if networked {
+                assert!(ip.starts_with("10.99."), "pod {i} has IP {ip:?}");
+            } else {
+                assert_eq!(ip, "", "pod {i} with --network none");
+            }
+            host_ifs.push(format!("ck{}", &pod[..12]));
+            c.stop_pod_sandbox(cri::StopPodSandboxRequest {
+                pod_sandbox_id: pod.clone(),
+            })
+            .await
+            .expect("stop pod");
+            c.remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                pod_sandbox_id: pod,
+            })
+            .await
+            .expect("remove pod");
+        }
+        let links: Vec<String> = std::fs::read_dir("/sys/class/net")
+            .expect("/sys/class/net")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        let left: Vec<&String> = host_ifs.iter().filter(|h| links.contains(h)).collect();
+        assert!(left.is_empty(), "{mode}: veth host ends left: {left:?}");
+        assert_eq!(
+            leases_of(&root),
+            Vec::<String>::new(),
+            "{mode}: leases left"
+        );
+        std::net::TcpListener::bind(("0.0.0.0", port))
+            .unwrap_or_else(|e| panic!("{mode}: host port {port} still held: {e}"));
+        rt.stop();
+    }
 }

@@ -98,7 +98,8 @@ closed_enum! {
 }
 
 closed_enum! {
-    /// A capability of the host or target a case cannot run without. An unmet need turns the
+    /// A capability of the host or target a case cannot run without (`pod-network`: the target
+    /// reports NetworkReady=true). An unmet need turns the
     /// case into a skip that names the need.
     Need {
         Root = "root",
@@ -108,6 +109,7 @@ closed_enum! {
         Apparmor = "apparmor",
         Selinux = "selinux",
         Userns = "userns",
+        PodNetwork = "pod-network",
     }
 }
 

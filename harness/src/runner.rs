@@ -13,7 +13,7 @@ use tonic::Code;
 
 use cricket_fixtures::catalog::Catalog;
 
-use crate::case::{CaseDef, Tag};
+use crate::case::{CaseDef, Need, Tag};
 use crate::client::CriClient;
 use crate::cx::{CASE_LABEL, Cx, RUN_LABEL, SuiteOptions};
 use crate::event::{CaseRecord, Counts, Event, Leak, Outcome, Reporter, RunMeta, RunSummary};
@@ -205,7 +205,8 @@ pub async fn run_case(
     if let Some(reason) = cfg.expectations.skip_reason(case.id) {
         return finish(Outcome::Skip, Some(reason.to_string()), None, &recorder);
     }
-    if let Some(reason) = case.needs.iter().find_map(|n| host::unmet(*n, &cfg.host)) {
+    let unmet = |n: &Need| host::unmet(*n, &cfg.host).or_else(|| info.unmet(*n));
+    if let Some(reason) = case.needs.iter().find_map(unmet) {
         return finish(Outcome::Skip, Some(reason), None, &recorder);
     }
     if let Err(dead) = target.check_alive() {

@@ -26,6 +26,7 @@ fn start(dir: &Path, name: &str, faults: &str) -> PathBuf {
         shim_binary: PathBuf::from("/nonexistent/cricket"),
         streaming_address: cricket_runtime::config::DEFAULT_STREAMING_ADDRESS,
         stream_idle_timeout: cricket_runtime::config::DEFAULT_STREAM_IDLE_TIMEOUT,
+        network: cricket_runtime::network::Mode::None,
     };
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -29,6 +29,8 @@ pub struct Config {
     pub streaming_address: std::net::SocketAddr,
     /// A streaming connection with no traffic for this long is closed (containerd: 4 h).
     pub stream_idle_timeout: std::time::Duration,
+    /// How pods are networked.
+    pub network: crate::network::Mode,
 }
 
 /// The streaming server's defaults: loopback, any port, 4 h idle (containerd's).

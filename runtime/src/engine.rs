@@ -60,6 +60,8 @@ pub struct Engine {
     /// block other containers).
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub events: broadcast::Sender<cri::ContainerEventResponse>,
+    /// Pod networking (bridge or none).
+    pub network: crate::network::Network,
 }
 
 pub fn internal(what: &str) -> impl FnOnce(std::io::Error) -> Status + '_ {
@@ -74,6 +76,7 @@ impl Engine {
         puller: Arc<Puller>,
         pause_image: Option<String>,
         faults: crate::fault::Faults,
+        network: crate::network::Network,
     ) -> Arc<Self> {
         let (events, _) = broadcast::channel(1024);
         Arc::new(Self {
@@ -87,6 +90,7 @@ impl Engine {
             tables: Mutex::new(Tables::default()),
             locks: Mutex::new(HashMap::new()),
             events,
+            network,
         })
     }
 
@@ -401,5 +405,32 @@ impl Engine {
         for (id, is_pod, pid) in watch {
             self.watch(id, is_pod, None, pid);
         }
+    }
+
+    /// The network half of [`Engine::restore`]: host ports of running pods forwarded again,
+    /// what pods that died meanwhile held given back.
+    pub async fn restore_network(self: &Arc<Self>) {
+        let (running, dead): (Vec<_>, Vec<_>) = {
+            let t = self.tables();
+            t.pods
+                .values()
+                .map(|p| {
+                    (
+                        p.rec.id.clone(),
+                        p.rec.net.clone(),
+                        p.rec.state == PodState::Ready,
+                    )
+                })
+                .partition(|(_, _, ready)| *ready)
+        };
+        for (id, net, _) in &dead {
+            self.network.teardown(id, net).await;
+        }
+        let running: Vec<_> = running.into_iter().map(|(id, net, _)| (id, net)).collect();
+        let live: std::collections::HashSet<String> =
+            running.iter().map(|(id, _)| id.clone()).collect();
+        self.network
+            .restore(&running, &|pod| live.contains(pod))
+            .await;
     }
 }

@@ -94,6 +94,13 @@ faults! {
     ApparmorDefaultRefused = "apparmor-default-refused": "AppArmor RuntimeDefault is refused on a host without AppArmor",
     SelinuxOptionsRefused = "selinux-options-refused": "selinux_options are refused on a host without SELinux",
     UsernsModeUnchecked = "userns-mode-unchecked": "userns_options modes other than NODE (CONTAINER, TARGET, POD without mappings) are accepted and run in the host's user namespace",
+    PodIpMissing = "pod-ip-missing": "PodSandboxStatus reports no IP for a pod that has one",
+    PodEthDown = "pod-eth-down": "the pod's eth0 is addressed but left down, without a default route",
+    HostPortsIgnored = "host-ports-ignored": "port mappings with a host port are accepted and nothing listens on the host",
+    HostIpIgnored = "host-ip-ignored": "a port mapping's host_ip is ignored: the host port listens on every address",
+    HostPortZeroMapsContainerPort = "host-port-zero-maps-container-port": "a port mapping with host_port 0 maps the container port's number on the host",
+    HostPortsKept = "host-ports-kept": "StopPodSandbox leaves the pod's host ports listening",
+    NetworkReadyWithoutNetwork = "network-ready-without-network": "Status says NetworkReady while pods get loopback only",
     NoAuthorityFix = "no-authority-fix": "the socket is served by plain h2: a local client's socket-path :authority is reset with PROTOCOL_ERROR",
 }
 

@@ -20,6 +20,7 @@ pub mod image;
 mod image_service;
 pub mod lsm;
 pub mod namespaces;
+pub mod network;
 pub mod pods;
 pub mod pty;
 pub mod request_check;

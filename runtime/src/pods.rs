@@ -190,6 +190,17 @@ impl Engine {
         let ns = |kind: &str, own: bool| {
             own.then(|| PathBuf::from(format!("/proc/{pause_pid}/ns/{kind}")))
         };
+        let netns = ns("net", net != NODE);
+        let pod_net = match self.network.setup(&id, netns.as_deref(), &config).await {
+            Ok(n) => n,
+            Err(e) => {
+                crate::sys::kill_pid(pause_pid);
+                cg.kill_all();
+                cg.remove();
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
         let rec = PodRecord {
             id: id.clone(),
             created_at: crate::sys::now_ns(),
@@ -198,10 +209,11 @@ impl Engine {
             shim_pid: child.pid(),
             cgroup: pod_cg,
             runtime_handler: req.runtime_handler.clone(),
-            netns: ns("net", net != NODE),
+            netns,
             ipcns: ns("ipc", ipc != NODE),
             utsns: ns("uts", net != NODE),
             pidns: ns("pid", pid != NODE),
+            net: pod_net,
         };
         crate::state::save_pod(&dir, &rec, &config).map_err(internal("saving the pod"))?;
         let shim_pid = rec.shim_pid;
@@ -231,13 +243,15 @@ impl Engine {
         for c in ctrs {
             self.stop_container(&c, 0).await?;
         }
-        let (pid, cg) = {
+        let (pid, cg, net) = {
             let t = self.tables();
             let Some(p) = t.pods.get(id) else {
                 return Ok(());
             };
-            (p.rec.pause_pid, p.rec.cgroup.clone())
+            (p.rec.pause_pid, p.rec.cgroup.clone(), p.rec.net.clone())
         };
+        // api.proto: StopPodSandbox "reclaims network resources (e.g., IP addresses)".
+        self.network.teardown(id, &net).await;
         if crate::sys::alive(pid) {
             crate::sys::kill_pid(pid);
         }

@@ -68,14 +68,19 @@ impl Runtime {
                 reason: String::new(),
                 message: String::new(),
             },
-            RuntimeCondition {
-                r#type: "NetworkReady".into(),
-                status: true,
-                reason: String::new(),
-                // Honest about what "network" means here until CNI support lands.
-                message:
-                    "each pod gets its own network namespace with loopback only (no CNI plugins)"
-                        .into(),
+            match self.engine.network.not_ready() {
+                None => RuntimeCondition {
+                    r#type: "NetworkReady".into(),
+                    status: true,
+                    reason: String::new(),
+                    message: self.engine.network.mode().describe(),
+                },
+                Some((reason, message)) => RuntimeCondition {
+                    r#type: "NetworkReady".into(),
+                    status: false,
+                    reason: reason.into(),
+                    message,
+                },
             },
         ];
         if self.fault(Fault::StatusNoNetworkReady) {

@@ -75,8 +75,13 @@ pub async fn serve(
         images.puller.clone(),
         config.pause_image.clone(),
         config.faults.clone(),
+        crate::network::Network::start(config.network.clone(), &config.root, config.faults.clone())
+            .with_context(|| {
+                format!("setting up pod networking ({})", config.network.describe())
+            })?,
     );
     engine.restore();
+    engine.restore_network().await;
     let streams = crate::streaming::StreamServer::start(
         config.streaming_address,
         engine.clone(),

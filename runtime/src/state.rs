@@ -30,6 +30,9 @@ pub struct PodRecord {
     pub ipcns: Option<PathBuf>,
     pub utsns: Option<PathBuf>,
     pub pidns: Option<PathBuf>,
+    /// What the pod's network setup made (address, veth, host ports).
+    #[serde(default)]
+    pub net: crate::network::PodNet,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -95,7 +95,10 @@ pub fn pod_status(pod: &Pod, faults: &crate::fault::Faults) -> cri::PodSandboxSt
         },
         created_at: pod.rec.created_at,
         network: Some(cri::PodSandboxNetworkStatus {
-            ip: String::new(),
+            ip: match pod.rec.net.ip {
+                Some(ip) if !faults.has(crate::fault::Fault::PodIpMissing) => ip.to_string(),
+                _ => String::new(),
+            },
             additional_ips: Vec::new(),
         }),
         linux: Some(cri::LinuxPodSandboxStatus {

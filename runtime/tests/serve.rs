@@ -39,6 +39,8 @@ async fn serves_version_status_and_images_and_stubs_the_rest() {
         shim_binary: std::path::PathBuf::from("/nonexistent/cricket"),
         streaming_address: cricket_runtime::config::DEFAULT_STREAMING_ADDRESS,
         stream_idle_timeout: cricket_runtime::config::DEFAULT_STREAM_IDLE_TIMEOUT,
+        // Nothing here runs a pod: no bridge to make on the host.
+        network: cricket_runtime::network::Mode::None,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(serve(config.clone(), async {
@@ -137,6 +139,8 @@ async fn refuses_a_path_that_is_not_a_socket() {
         shim_binary: std::path::PathBuf::from("/nonexistent/cricket"),
         streaming_address: cricket_runtime::config::DEFAULT_STREAMING_ADDRESS,
         stream_idle_timeout: cricket_runtime::config::DEFAULT_STREAM_IDLE_TIMEOUT,
+        // Nothing here runs a pod: no bridge to make on the host.
+        network: cricket_runtime::network::Mode::None,
     };
     let err = serve(config, async {}).await.expect_err("not a socket");
     assert!(err.to_string().contains("not a socket"), "{err:#}");

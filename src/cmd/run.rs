@@ -77,6 +77,10 @@ pub struct Args {
     /// containerd binary for --target containerd [default: from PATH]
     #[arg(long)]
     containerd_bin: Option<PathBuf>,
+    /// Pod networking of the bundled runtime: bridge (its own bridge, pod IPs, host ports)
+    /// or none (loopback only; the network cases then skip)
+    #[arg(long, value_parser = ["bridge", "none"], default_value = "bridge")]
+    bundled_network: String,
     /// Seed of the property generator and the fuzzer [default: from the clock; printed]
     #[arg(long)]
     seed: Option<u64>,
@@ -114,12 +118,20 @@ fn target_spec(a: &Args) -> Result<TargetSpec, String> {
     if a.image_endpoint.is_some() && kind != TargetKind::Endpoint {
         return Err("--image-endpoint only goes with --endpoint".into());
     }
-    spec_of(
+    let mut spec = spec_of(
         kind,
         a.endpoint.clone(),
         a.image_endpoint.clone(),
         a.containerd_bin.clone(),
-    )
+    )?;
+    match &mut spec {
+        TargetSpec::Bundled(b) => b.network = a.bundled_network.clone(),
+        _ if a.bundled_network != "bridge" => {
+            return Err("--bundled-network only goes with the bundled targets".into());
+        }
+        _ => {}
+    }
+    Ok(spec)
 }
 
 /// The target a `--target` names, with its own options (shared with `cricket bench`).
@@ -136,6 +148,7 @@ pub fn spec_of(
                     .map_err(|e| format!("cannot locate the cricket binary: {e}"))?,
                 args: Vec::new(),
                 builtin_pause: kind == TargetKind::BundledBuiltinPause,
+                network: "bridge".into(),
             })
         }
         TargetKind::Containerd => TargetSpec::Containerd(ContainerdOptions {

@@ -29,6 +29,17 @@ pub struct Args {
     /// Close a streaming connection after this long without traffic (e.g. 4h, 30s)
     #[arg(long, value_parser = super::parse_duration, default_value = "4h")]
     stream_idle_timeout: std::time::Duration,
+    /// Pod networking: bridge (the runtime's own bridge, veth pairs, host ports) or none
+    /// (loopback only; Status then says NetworkReady=false)
+    #[arg(long, default_value = "bridge", value_parser = ["bridge", "none"])]
+    network: String,
+    /// The bridge pods are attached to (created if missing; shared by every cricket runtime
+    /// on the host that names it)
+    #[arg(long, default_value = cricket_runtime::network::DEFAULT_BRIDGE)]
+    bridge_name: String,
+    /// Pod addresses come from this IPv4 range; its first address is the bridge's
+    #[arg(long, default_value = cricket_runtime::network::DEFAULT_POD_CIDR)]
+    pod_cidr: String,
 }
 
 pub fn main(a: Args) -> ExitCode {
@@ -51,6 +62,11 @@ pub fn main(a: Args) -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let network =
+        match cricket_runtime::network::Mode::parse(&a.network, &a.bridge_name, &a.pod_cidr) {
+            Ok(n) => n,
+            Err(e) => return fail_usage(e),
+        };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail_usage(format!("cannot start the async runtime: {e}")),
@@ -64,6 +80,7 @@ pub fn main(a: Args) -> ExitCode {
         registry_ca: a.registry_ca,
         streaming_address: a.streaming_address,
         stream_idle_timeout: a.stream_idle_timeout,
+        network,
         shim_binary: match std::env::current_exe() {
             Ok(p) => p,
             Err(e) => return fail_usage(format!("cannot locate the cricket binary: {e}")),

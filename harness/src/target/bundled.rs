@@ -11,6 +11,10 @@ use tonic::transport::Channel;
 use super::process::{Supervised, remove_state_dir};
 use super::{StartError, StartOptions, Target, TargetInfo, describe, wait_ready};
 
+/// The range the harness gives a bundled runtime's pods (the runtime's own default, passed
+/// explicitly so cases know it).
+pub const BUNDLED_POD_CIDR: &str = "10.99.0.0/16";
+
 #[derive(Debug, Clone)]
 pub struct BundledOptions {
     /// The `cricket` binary that has the `runtime` subcommand.
@@ -20,6 +24,9 @@ pub struct BundledOptions {
     /// No pause image: sandboxes hold their namespaces with the pause process built into
     /// cricket, as a plain `cricket runtime` does (target `bundled-builtin-pause`).
     pub builtin_pause: bool,
+    /// `cricket runtime --network`: `bridge` (the runtime's default) or `none`. Passed
+    /// explicitly so a report says what the pods had, whatever the default becomes.
+    pub network: String,
 }
 
 impl BundledOptions {
@@ -53,7 +60,11 @@ impl Bundled {
             .arg("--socket")
             .arg(&socket)
             .arg("--root")
-            .arg(dir.join("root"));
+            .arg(dir.join("root"))
+            .arg("--network")
+            .arg(&o.network)
+            .arg("--pod-cidr")
+            .arg(BUNDLED_POD_CIDR);
         cmd.args(&o.args);
         let log = opts.log_dir.join("bundled-runtime.log");
         let process = match Supervised::spawn("cricket runtime", cmd, &log) {
@@ -73,9 +84,10 @@ impl Bundled {
                 return Err(StartError(format!("bundled runtime did not start: {e}")));
             }
         };
-        let info = describe(o.kind(), &uri, &uri, channel.clone(), channel.clone())
+        let mut info = describe(o.kind(), &uri, &uri, channel.clone(), channel.clone())
             .await
             .map_err(StartError)?;
+        info.pod_cidr = (o.network != "none").then(|| BUNDLED_POD_CIDR.to_string());
         Ok(Self {
             info,
             channel,

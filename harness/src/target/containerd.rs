@@ -97,7 +97,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     )
 }
 
-/// A bridge network with host-local IPAM whose state stays in our directory.
+/// A bridge network with host-local IPAM whose state stays in our directory, and portmap for
+/// the pods' host ports (iptables DNAT: containerd's usual setup).
 fn cni_conflist(dir: &Path, o: &ContainerdOptions, bridge: &str) -> String {
     serde_json::json!({
         "cniVersion": "1.0.0",
@@ -111,9 +112,14 @@ fn cni_conflist(dir: &Path, o: &ContainerdOptions, bridge: &str) -> String {
                 "ipam": {
                     "type": "host-local",
                     "ranges": [[{ "subnet": o.pod_subnet }]],
+                    // A default route, as containerd's own example config has: without it a
+                    // pod answers only its own subnet, and host ports reached on the host's
+                    // address get no reply.
+                    "routes": [{ "dst": "0.0.0.0/0" }],
                     "dataDir": dir.join("cni-ipam").display().to_string(),
                 }
             },
+            { "type": "portmap", "capabilities": { "portMappings": true } },
             { "type": "loopback" }
         ]
     })
@@ -186,9 +192,10 @@ impl Containerd {
                 )));
             }
         };
-        let info = describe("containerd", &uri, &uri, channel.clone(), channel.clone())
+        let mut info = describe("containerd", &uri, &uri, channel.clone(), channel.clone())
             .await
             .map_err(StartError)?;
+        info.pod_cidr = Some(o.pod_subnet.clone());
         Ok(Self {
             info,
             channel,

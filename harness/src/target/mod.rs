@@ -49,7 +49,13 @@ impl TargetSpec {
     /// on it more than on anything else the runtime configures.
     pub fn network(&self) -> String {
         match self {
-            TargetSpec::Bundled(_) => "none (own network namespace, loopback only)".into(),
+            TargetSpec::Bundled(o) if o.network == "none" => {
+                "none (own network namespace, loopback only)".into()
+            }
+            TargetSpec::Bundled(o) => format!(
+                "{}: the runtime's built-in bridge (veth pairs over in-process netlink, runtime-forwarded host ports)",
+                o.network
+            ),
             TargetSpec::Containerd(o) => format!(
                 "CNI bridge on {} (host-local IPAM) + loopback, plugins from {}",
                 o.pod_subnet,
@@ -72,6 +78,35 @@ pub struct TargetInfo {
     pub runtime_api_version: String,
     /// The default runtime handler, when the runtime reports one.
     pub handler: String,
+    /// What Status said of the NetworkReady condition at start: `None` when it said nothing
+    /// (or Status failed).
+    pub network: Option<NetworkCondition>,
+    /// The IPv4 range pod addresses come from, when cricket configured the target (bundled,
+    /// containerd); `None` for an endpoint, whose range only its operator knows.
+    pub pod_cidr: Option<String>,
+}
+
+/// The NetworkReady condition: whether it held, and the runtime's reason and message.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NetworkCondition {
+    pub ready: bool,
+    pub reason: String,
+}
+
+impl TargetInfo {
+    /// Why a case with `need` cannot run on this target, or `None` when it can.
+    pub fn unmet(&self, need: crate::Need) -> Option<String> {
+        match (need, &self.network) {
+            (crate::Need::PodNetwork, Some(c)) if !c.ready => Some(format!(
+                "needs pod networking; the runtime reports NetworkReady=false ({})",
+                c.reason
+            )),
+            (crate::Need::PodNetwork, None) => {
+                Some("needs pod networking; the runtime reports no NetworkReady condition".into())
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Why a target could not be started or reached. The CLI exits 2 with this message.
@@ -138,17 +173,30 @@ async fn describe(
         })
         .await
         .map_err(|s| format!("Version failed: {:?}: {}", s.code(), s.message()))?;
-    let handler = match client
+    let status = client
         .status(cricket_proto::v1::StatusRequest { verbose: false })
         .await
-    {
-        Ok(st) => st
-            .runtime_handlers
-            .first()
-            .map(|h| h.name.clone())
-            .unwrap_or_default(),
-        Err(_) => String::new(),
-    };
+        .ok();
+    let handler = status
+        .as_ref()
+        .and_then(|st| st.runtime_handlers.first())
+        .map(|h| h.name.clone())
+        .unwrap_or_default();
+    let network = status
+        .as_ref()
+        .and_then(|st| st.status.as_ref())
+        .and_then(|s| s.conditions.iter().find(|c| c.r#type == "NetworkReady"))
+        .map(|c| {
+            let why = [c.reason.as_str(), c.message.as_str()]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(": ");
+            NetworkCondition {
+                ready: c.status,
+                reason: why,
+            }
+        });
     Ok(TargetInfo {
         kind: kind.to_string(),
         endpoint: endpoint.to_string(),
@@ -157,6 +205,8 @@ async fn describe(
         runtime_version: v.runtime_version,
         runtime_api_version: v.runtime_api_version,
         handler,
+        network,
+        pod_cidr: None,
     })
 }
 

@@ -34,6 +34,7 @@ areas!(
     negative,
     negative_list,
     negative_malformed,
+    network,
     pod,
     pod_config,
     port_forward_streaming,
