@@ -441,12 +441,25 @@ async fn a_hundred_networked_pods_leave_nothing_in_either_mode() {
             .await
             .expect("remove pod");
         }
-        let links: Vec<String> = std::fs::read_dir("/sys/class/net")
-            .expect("/sys/class/net")
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        let left: Vec<&String> = host_ifs.iter().filter(|h| links.contains(h)).collect();
+        // The kernel unregisters the last veths after StopPodSandbox answered (it waits for
+        // RCU grace periods): give it a few seconds, not forever.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let left = loop {
+            let links: Vec<String> = std::fs::read_dir("/sys/class/net")
+                .expect("/sys/class/net")
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            let left: Vec<String> = host_ifs
+                .iter()
+                .filter(|h| links.contains(h))
+                .cloned()
+                .collect();
+            if left.is_empty() || Instant::now() > deadline {
+                break left;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         assert!(left.is_empty(), "{mode}: veth host ends left: {left:?}");
         assert_eq!(
             leases_of(&root),

@@ -203,11 +203,19 @@ impl Network {
         if !self.faults.has(Fault::HostPortsKept) {
             self.ports.close(pod).await;
         }
-        if let Some(host_if) = &net.host_if {
-            let deleted = netlink::Nl::open().and_then(|mut nl| nl.delete_link(host_if));
-            if let Err(e) = deleted {
-                tracing::warn!(pod, host_if, "deleting the pod's veth: {e}");
-            }
+        // Unregistering a netdev waits for RCU grace periods: 10–30 ms here, most of what
+        // StopPodSandbox would cost. It runs beside the pause process's kill instead (when
+        // the pod's namespace goes first, the kernel removes both ends itself and the delete
+        // finds nothing); the address is not handed out again soon (leases go round the
+        // range), and the host end carries no address of its own.
+        if let Some(host_if) = net.host_if.clone() {
+            let pod = pod.to_string();
+            tokio::task::spawn_blocking(move || {
+                let deleted = netlink::Nl::open().and_then(|mut nl| nl.delete_link(&host_if));
+                if let Err(e) = deleted {
+                    tracing::warn!(pod, host_if, "deleting the pod's veth: {e}");
+                }
+            });
         }
         if let (Some(ipam), Some(ip)) = (&self.ipam, net.ip) {
             ipam.release(ip, pod);
