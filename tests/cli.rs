@@ -200,25 +200,32 @@ fn run_against_the_bundled_runtime_writes_reports() {
     assert!(dir.path().join("bundled-runtime.log").exists());
 }
 
-/// `--bundled-network none`: the runtime says NetworkReady=false with its reason, the cases
-/// that need pod networking skip with that reason, and the rest still pass.
-#[test]
-fn network_cases_under_bundled_network_none() {
+/// `cricket run --focus network --bundled-network MODE`: its results.json, once the run
+/// passed.
+fn network_run(mode: &str) -> serde_json::Value {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = cricket(&[
         "run",
         "--focus",
         "network",
         "--bundled-network",
-        "none",
+        mode,
         "--report-dir",
         dir.path().to_str().expect("utf-8 path"),
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     let doc = validate_results(&dir.path().join("results.json"));
-    let cases = doc["cases"].as_array().expect("cases");
-    assert!(cases.len() >= 10, "{} network cases", cases.len());
-    for c in cases {
+    let n = doc["cases"].as_array().map_or(0, Vec::len);
+    assert!(n >= 10, "{n} network cases");
+    doc
+}
+
+/// `--bundled-network none`: the runtime says NetworkReady=false with its reason, the cases
+/// that need pod networking skip with that reason, and the rest still pass.
+#[test]
+fn network_cases_under_bundled_network_none() {
+    let doc = network_run("none");
+    for c in doc["cases"].as_array().expect("cases") {
         let id = c["id"].as_str().unwrap_or_default();
         let outcome = c["outcome"].as_str().unwrap_or_default();
         if id == "network.status.ready_agrees" || id == "network.host.host_network_pod" {
@@ -232,6 +239,17 @@ fn network_cases_under_bundled_network_none() {
             );
         }
     }
+}
+
+/// `--bundled-network cni`: the bundled runtime runs Debian's CNI plugins (bridge,
+/// host-local, portmap, loopback) and every network case passes as on its own bridge.
+#[test]
+fn network_cases_under_bundled_network_cni() {
+    let doc = network_run("cni");
+    for c in doc["cases"].as_array().expect("cases") {
+        assert_eq!(c["outcome"], "pass", "{c}");
+    }
+    assert_eq!(doc["run"]["target"]["pod_cidr"], "10.98.0.0/16");
 }
 
 #[test]

@@ -2,8 +2,8 @@
 //! a pod with two probe containers runs, exec echoes, logs are CRI lines, stats are non-zero;
 //! the runtime restarts and still knows its pods and containers in their states; after
 //! stop/remove nothing is left: no process, mount, cgroup or state directory. A hundred pods
-//! with host ports go through run/stop/remove in each network mode and leave no interface,
-//! address lease or host port behind.
+//! with host ports go through run/stop/remove in each network mode (bridge, CNI with Debian's
+//! plugins, none) and leave no interface, address lease, NAT rule or host port behind.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -360,11 +360,24 @@ async fn a_hundred_networked_pods_leave_nothing_in_either_mode() {
         .await
         .expect("fixtures");
     let pause = fixtures.catalog.get("pause").expect("pause").to_string();
-    for mode in ["bridge", "none"] {
+    for mode in ["bridge", "cni", "none"] {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("root");
         let sock = dir.path().join("cri.sock");
-        let rt = Runtime::start_with(&root, &sock, &pause, &["--network", mode]);
+        let conf = dir.path().join("cni");
+        std::fs::create_dir_all(&conf).expect("cni dir");
+        std::fs::write(
+            conf.join("10-cricket.conflist"),
+            cricket_harness::target::cni_conflist(),
+        )
+        .expect("conflist");
+        let conf_arg = conf.display().to_string();
+        let rt = Runtime::start_with(
+            &root,
+            &sock,
+            &pause,
+            &["--network", mode, "--cni-conf-dir", &conf_arg],
+        );
         let c = client(&sock).await;
         let port = std::net::TcpListener::bind(("0.0.0.0", 0))
             .and_then(|l| l.local_addr())
@@ -391,7 +404,8 @@ async fn a_hundred_networked_pods_leave_nothing_in_either_mode() {
                 .collect(),
             ..Default::default()
         };
-        let networked = mode == "bridge";
+        let networked = mode != "none";
+        let mut pods = Vec::new();
         if !networked {
             // Without networking a host port cannot be honoured: refused, not ignored.
             let s = c
@@ -424,7 +438,10 @@ async fn a_hundred_networked_pods_leave_nothing_in_either_mode() {
                 .and_then(|s| s.network)
                 .map(|n| n.ip)
                 .unwrap_or_default();
-            if networked {
+            pods.push(pod.clone());
+            if mode == "cni" {
+                assert!(ip.starts_with("10.98."), "pod {i} has IP {ip:?}");
+            } else if networked {
                 assert!(ip.starts_with("10.99."), "pod {i} has IP {ip:?}");
             } else {
                 assert_eq!(ip, "", "pod {i} with --network none");
@@ -466,8 +483,125 @@ async fn a_hundred_networked_pods_leave_nothing_in_either_mode() {
             Vec::<String>::new(),
             "{mode}: leases left"
         );
+        if mode == "cni" {
+            // host-local's leases name the container; portmap's DNAT chains name it too.
+            let leases = std::fs::read_dir("/run/cricket/cni-ipam/cricket-cni")
+                .map(|rd| rd.flatten().map(|e| e.path()).collect::<Vec<_>>())
+                .unwrap_or_default();
+            let held: Vec<String> = leases
+                .iter()
+                .filter_map(|p| std::fs::read_to_string(p).ok())
+                .filter(|t| pods.iter().any(|id| t.contains(id.as_str())))
+                .collect();
+            assert!(held.is_empty(), "cni: host-local leases left: {held:?}");
+            let nat = Command::new("iptables")
+                .args(["-t", "nat", "-S"])
+                .output()
+                .expect("iptables");
+            let nat = String::from_utf8_lossy(&nat.stdout);
+            let rules: Vec<&str> = nat
+                .lines()
+                .filter(|l| pods.iter().any(|id| l.contains(id.as_str())))
+                .collect();
+            assert!(rules.is_empty(), "cni: portmap rules left: {rules:?}");
+            let ports = std::fs::read_dir("/sys/class/net/ckcni0/brif")
+                .map(|rd| rd.count())
+                .unwrap_or(0);
+            assert_eq!(ports, 0, "cni: veths left on ckcni0");
+        }
         std::net::TcpListener::bind(("0.0.0.0", port))
             .unwrap_or_else(|e| panic!("{mode}: host port {port} still held: {e}"));
         rt.stop();
     }
+}
+
+/// CNI's rule for a failed ADD: the runtime runs DEL, so what the plugins before the failing
+/// one set up (an address lease, a veth) is given back, and the error names the plugin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_cni_add_is_undone_with_del() {
+    let fixtures = cricket_harness::session::start_fixtures(None)
+        .await
+        .expect("fixtures");
+    let pause = fixtures.catalog.get("pause").expect("pause").to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (root, sock, conf) = (
+        dir.path().join("root"),
+        dir.path().join("cri.sock"),
+        dir.path().join("cni"),
+    );
+    let leases = dir.path().join("ipam");
+    std::fs::create_dir_all(&conf).expect("cni dir");
+    let list = serde_json::json!({
+        "cniVersion": "1.0.0",
+        "name": "broken",
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": "ckcnifail0",
+                "isGateway": true,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{ "subnet": "10.97.0.0/24" }]],
+                    "dataDir": leases.display().to_string(),
+                }
+            },
+            { "type": "cricket-no-such-plugin" }
+        ]
+    });
+    std::fs::write(conf.join("10-broken.conflist"), list.to_string()).expect("conflist");
+    let conf_arg = conf.display().to_string();
+    let rt = Runtime::start_with(
+        &root,
+        &sock,
+        &pause,
+        &["--network", "cni", "--cni-conf-dir", &conf_arg],
+    );
+    let c = client(&sock).await;
+    let err = c
+        .run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(cri::PodSandboxConfig {
+                metadata: Some(cri::PodSandboxMetadata {
+                    name: "broken".into(),
+                    uid: "uid-broken".into(),
+                    namespace: "cricket".into(),
+                    attempt: 0,
+                }),
+                hostname: "broken".into(),
+                ..Default::default()
+            }),
+            runtime_handler: String::new(),
+        })
+        .await
+        .expect_err("a network list with a missing plugin cannot network a pod");
+    assert!(
+        err.message().contains("cricket-no-such-plugin"),
+        "{}",
+        err.message()
+    );
+    let held: Vec<String> = std::fs::read_dir(leases.join("broken"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("10.97."))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        held.is_empty(),
+        "leases left after the failed ADD: {held:?}"
+    );
+    let ports = std::fs::read_dir("/sys/class/net/ckcnifail0/brif")
+        .map(|rd| rd.count())
+        .unwrap_or(0);
+    assert_eq!(ports, 0, "veths left on the bridge after the failed ADD");
+    let listed = c
+        .list_pod_sandbox(cri::ListPodSandboxRequest { filter: None })
+        .await
+        .expect("list")
+        .items;
+    assert!(listed.is_empty(), "the failed pod is listed: {listed:?}");
+    rt.stop();
+    let _ = Command::new("ip")
+        .args(["link", "del", "ckcnifail0"])
+        .status();
 }

@@ -73,7 +73,7 @@ impl Runtime {
                     r#type: "NetworkReady".into(),
                     status: true,
                     reason: String::new(),
-                    message: self.engine.network.mode().describe(),
+                    message: self.engine.network.describe(),
                 },
                 Some((reason, message)) => RuntimeCondition {
                     r#type: "NetworkReady".into(),

@@ -99,7 +99,13 @@ pub fn pod_status(pod: &Pod, faults: &crate::fault::Faults) -> cri::PodSandboxSt
                 Some(ip) if !faults.has(crate::fault::Fault::PodIpMissing) => ip.to_string(),
                 _ => String::new(),
             },
-            additional_ips: Vec::new(),
+            additional_ips: pod
+                .rec
+                .net
+                .extra_ips
+                .iter()
+                .map(|ip| cri::PodIp { ip: ip.to_string() })
+                .collect(),
         }),
         linux: Some(cri::LinuxPodSandboxStatus {
             namespaces: Some(cri::Namespace {

@@ -77,9 +77,10 @@ pub struct Args {
     /// containerd binary for --target containerd [default: from PATH]
     #[arg(long)]
     containerd_bin: Option<PathBuf>,
-    /// Pod networking of the bundled runtime: bridge (its own bridge, pod IPs, host ports)
-    /// or none (loopback only; the network cases then skip)
-    #[arg(long, value_parser = ["bridge", "none"], default_value = "bridge")]
+    /// Pod networking of the bundled runtime: bridge (its own bridge, pod IPs, host ports),
+    /// cni (Debian's CNI plugins with a network list cricket writes) or none (loopback only;
+    /// the network cases then skip)
+    #[arg(long, value_parser = ["bridge", "cni", "none"], default_value = "bridge")]
     bundled_network: String,
     /// Seed of the property generator and the fuzzer [default: from the clock; printed]
     #[arg(long)]

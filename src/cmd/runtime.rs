@@ -29,10 +29,17 @@ pub struct Args {
     /// Close a streaming connection after this long without traffic (e.g. 4h, 30s)
     #[arg(long, value_parser = super::parse_duration, default_value = "4h")]
     stream_idle_timeout: std::time::Duration,
-    /// Pod networking: bridge (the runtime's own bridge, veth pairs, host ports) or none
-    /// (loopback only; Status then says NetworkReady=false)
-    #[arg(long, default_value = "bridge", value_parser = ["bridge", "none"])]
+    /// Pod networking: bridge (the runtime's own bridge, veth pairs, host ports), cni (the
+    /// CNI plugins of --cni-conf-dir) or none (loopback only; Status then says
+    /// NetworkReady=false)
+    #[arg(long, default_value = "bridge", value_parser = ["bridge", "cni", "none"])]
     network: String,
+    /// --network cni: the first .conflist, .conf or .json here (lexical order) is the network
+    #[arg(long, default_value = cricket_runtime::network::DEFAULT_CNI_CONF_DIR)]
+    cni_conf_dir: PathBuf,
+    /// --network cni: where plugins are looked for, colon-separated
+    #[arg(long, default_value = cricket_runtime::network::DEFAULT_CNI_BIN_DIR)]
+    cni_bin_dir: String,
     /// The bridge pods are attached to (created if missing; shared by every cricket runtime
     /// on the host that names it)
     #[arg(long, default_value = cricket_runtime::network::DEFAULT_BRIDGE)]
@@ -62,11 +69,16 @@ pub fn main(a: Args) -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let network =
-        match cricket_runtime::network::Mode::parse(&a.network, &a.bridge_name, &a.pod_cidr) {
-            Ok(n) => n,
-            Err(e) => return fail_usage(e),
-        };
+    let network = match cricket_runtime::network::Mode::parse(
+        &a.network,
+        &a.bridge_name,
+        &a.pod_cidr,
+        &a.cni_conf_dir,
+        &a.cni_bin_dir,
+    ) {
+        Ok(n) => n,
+        Err(e) => return fail_usage(e),
+    };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail_usage(format!("cannot start the async runtime: {e}")),

@@ -16,7 +16,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use tonic::transport::Channel;
 
-pub use bundled::BundledOptions;
+pub use bundled::{BUNDLED_CNI_CIDR, BundledOptions, cni_conflist};
 pub use containerd::ContainerdOptions;
 pub use process::{pids_in_cgroups_naming, pids_with_arg, remove_state_dir};
 
@@ -52,6 +52,10 @@ impl TargetSpec {
             TargetSpec::Bundled(o) if o.network == "none" => {
                 "none (own network namespace, loopback only)".into()
             }
+            TargetSpec::Bundled(o) if o.network == "cni" => format!(
+                "cni: CNI bridge on {} (host-local IPAM) + portmap + loopback, plugins from /usr/lib/cni",
+                bundled::BUNDLED_CNI_CIDR
+            ),
             TargetSpec::Bundled(o) => format!(
                 "{}: the runtime's built-in bridge (veth pairs over in-process netlink, runtime-forwarded host ports)",
                 o.network

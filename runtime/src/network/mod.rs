@@ -13,6 +13,7 @@
 //! with it ([`PodNet`]) and undone at StopPodSandbox ("reclaims network resources (e.g., IP
 //! addresses)"), and again after a restart for pods that died meanwhile.
 
+pub mod cni;
 pub mod hostports;
 pub mod ipam;
 pub mod netlink;
@@ -30,18 +31,41 @@ use ipam::{Cidr, Ipam};
 /// How pods are networked (`cricket runtime --network`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
-    Bridge { name: String, cidr: Cidr },
+    Bridge {
+        name: String,
+        cidr: Cidr,
+    },
+    /// CNI plugins as configured in `conf_dir`, found in `bin_dirs`.
+    Cni {
+        conf_dir: PathBuf,
+        bin_dirs: Vec<PathBuf>,
+    },
     None,
 }
 
 /// The default bridge and pod range: a private /16 no Debian service or Kubernetes default uses.
 pub const DEFAULT_BRIDGE: &str = "cricket0";
 pub const DEFAULT_POD_CIDR: &str = "10.99.0.0/16";
+/// Where kubelet-era runtimes look for CNI configs and plugins (Debian's plugins are in
+/// `/usr/lib/cni`).
+pub const DEFAULT_CNI_CONF_DIR: &str = "/etc/cni/net.d";
+pub const DEFAULT_CNI_BIN_DIR: &str = "/opt/cni/bin:/usr/lib/cni";
 
 impl Mode {
-    /// Parses `bridge` or `none`; the bridge's name and range come separately.
-    pub fn parse(mode: &str, bridge: &str, cidr: &str) -> Result<Self, String> {
+    /// Parses `bridge`, `cni` or `none`; the bridge's name and range, and CNI's directories,
+    /// come separately.
+    pub fn parse(
+        mode: &str,
+        bridge: &str,
+        cidr: &str,
+        cni_conf_dir: &Path,
+        cni_bin_dir: &str,
+    ) -> Result<Self, String> {
         match mode {
+            "cni" => Ok(Mode::Cni {
+                conf_dir: cni_conf_dir.to_path_buf(),
+                bin_dirs: std::env::split_paths(cni_bin_dir).collect(),
+            }),
             "bridge" => {
                 if bridge.is_empty() || bridge.len() > 15 || bridge.contains(['/', ' ']) {
                     return Err(format!(
@@ -54,7 +78,9 @@ impl Mode {
                 })
             }
             "none" => Ok(Mode::None),
-            other => Err(format!("unknown network mode {other:?} (bridge or none)")),
+            other => Err(format!(
+                "unknown network mode {other:?} (bridge, cni or none)"
+            )),
         }
     }
 
@@ -64,23 +90,58 @@ impl Mode {
             Mode::Bridge { name, cidr } => format!(
                 "built-in bridge {name} on {cidr} (in-process netlink, runtime-forwarded host ports)"
             ),
+            Mode::Cni { conf_dir, .. } => {
+                format!("CNI plugins configured in {}", conf_dir.display())
+            }
             Mode::None => "none (loopback only)".into(),
         }
     }
 }
 
 /// What a pod's network setup made, saved with the pod.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PodNet {
     pub ip: Option<Ipv4Addr>,
     /// The host end of the pod's veth pair.
     pub host_if: Option<String>,
+    /// Host ports the runtime forwards itself (bridge mode; CNI's portmap keeps its own).
     pub ports: Vec<HostPort>,
+    /// Addresses beyond `ip` (a dual-stack CNI result).
+    #[serde(default)]
+    pub extra_ips: Vec<std::net::IpAddr>,
+    /// What CNI ADD was given and answered: DEL and CHECK need the same, restarts included.
+    #[serde(default)]
+    pub cni: Option<CniPod>,
+}
+
+/// A pod's CNI identity and its cached ADD result.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CniPod {
+    pub netns: PathBuf,
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub ports: Vec<HostPort>,
+    pub result: serde_json::Value,
+}
+
+impl CniPod {
+    fn pod<'a>(&'a self, id: &'a str) -> cni::Pod<'a> {
+        cni::Pod {
+            id,
+            netns: &self.netns,
+            namespace: &self.namespace,
+            name: &self.name,
+            uid: &self.uid,
+            ports: &self.ports,
+        }
+    }
 }
 
 pub struct Network {
     mode: Mode,
     ipam: Option<Ipam>,
+    cni: Option<cni::Cni>,
     ports: HostPorts,
     faults: Faults,
 }
@@ -89,6 +150,12 @@ impl Network {
     /// Sets up the bridge (bridge mode); `root` is the runtime's state directory, which names
     /// its leases.
     pub fn start(mode: Mode, root: &Path, faults: Faults) -> std::io::Result<Self> {
+        let cni = match &mode {
+            Mode::Cni { conf_dir, bin_dirs } => {
+                Some(cni::Cni::load(conf_dir, bin_dirs.clone()).map_err(std::io::Error::other)?)
+            }
+            _ => None,
+        };
         let ipam = match &mode {
             Mode::Bridge { name, cidr } => {
                 let mut nl = netlink::Nl::open()?;
@@ -96,11 +163,12 @@ impl Network {
                 let dir = PathBuf::from("/run/cricket/net").join(name);
                 Some(Ipam::open(dir, *cidr, root)?)
             }
-            Mode::None => None,
+            Mode::Cni { .. } | Mode::None => None,
         };
         Ok(Self {
             mode,
             ipam,
+            cni,
             ports: HostPorts::default(),
             faults,
         })
@@ -110,10 +178,18 @@ impl Network {
         &self.mode
     }
 
+    /// One line for Status: the mode, and for CNI the network list in use.
+    pub fn describe(&self) -> String {
+        match &self.cni {
+            Some(c) => c.describe(),
+            None => self.mode.describe(),
+        }
+    }
+
     /// `None` when pods get a network; otherwise the NetworkReady=false reason and message.
     pub fn not_ready(&self) -> Option<(&'static str, String)> {
         match self.mode {
-            Mode::Bridge { .. } => None,
+            Mode::Bridge { .. } | Mode::Cni { .. } => None,
             Mode::None => Some((
                 "NetworkPluginNotReady",
                 "pod networking is off (--network none): pods have loopback only".into(),
@@ -150,6 +226,9 @@ impl Network {
             for p in &mut ports {
                 p.host_ip = std::net::Ipv4Addr::UNSPECIFIED.into();
             }
+        }
+        if let Some(cni) = &self.cni {
+            return self.setup_cni(cni, pod, netns, config, ports).await;
         }
         let (Mode::Bridge { name, cidr }, Some(ipam)) = (&self.mode, &self.ipam) else {
             if !ports.is_empty() {
@@ -188,6 +267,7 @@ impl Network {
             ip: Some(ip),
             host_if: Some(host_if),
             ports,
+            ..Default::default()
         };
         if !self.faults.has(Fault::HostPortsIgnored)
             && let Err(e) = self.ports.open(pod, ip, &net.ports).await
@@ -198,8 +278,53 @@ impl Network {
         Ok(net)
     }
 
+    async fn setup_cni(
+        &self,
+        cni: &cni::Cni,
+        pod: &str,
+        netns: &Path,
+        config: &cri::PodSandboxConfig,
+        ports: Vec<HostPort>,
+    ) -> Result<PodNet, Status> {
+        let meta = config.metadata.clone().unwrap_or_default();
+        let state = CniPod {
+            netns: netns.to_path_buf(),
+            namespace: meta.namespace,
+            name: meta.name,
+            uid: meta.uid,
+            ports,
+            result: serde_json::Value::Null,
+        };
+        let (cni, id) = (cni.clone(), pod.to_string());
+        let ran = tokio::task::spawn_blocking(move || {
+            let result = cni.add(&state.pod(&id));
+            result.map(|r| CniPod { result: r, ..state })
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        let state = ran.map_err(|e| Status::internal(format!("pod network setup: {e}")))?;
+        let (ip, extra_ips) = cni::addresses(&state.result);
+        Ok(PodNet {
+            ip,
+            extra_ips,
+            cni: Some(state),
+            ..Default::default()
+        })
+    }
+
     /// Undoes [`Network::setup`]: host ports closed, veth gone, address free. Idempotent.
     pub async fn teardown(&self, pod: &str, net: &PodNet) {
+        if let (Some(cni), Some(state)) = (&self.cni, &net.cni) {
+            let (cni, state, id) = (cni.clone(), state.clone(), pod.to_string());
+            let done =
+                tokio::task::spawn_blocking(move || cni.del(&state.pod(&id), Some(&state.result)))
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+            if let Err(e) = done {
+                tracing::warn!(pod, "CNI DEL: {e}");
+            }
+            return;
+        }
         if !self.faults.has(Fault::HostPortsKept) {
             self.ports.close(pod).await;
         }
@@ -238,6 +363,21 @@ impl Network {
         }
         if let Some(ipam) = &self.ipam {
             ipam.reclaim(known);
+        }
+        if let Some(cni) = &self.cni {
+            // CHECK what survived the restart; a pod whose network is broken is reported,
+            // and its next StopPodSandbox still runs DEL.
+            for (pod, net) in running {
+                let Some(state) = &net.cni else { continue };
+                let (cni, state, id) = (cni.clone(), state.clone(), pod.clone());
+                let checked =
+                    tokio::task::spawn_blocking(move || cni.check(&state.pod(&id), &state.result))
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()));
+                if let Err(e) = checked {
+                    tracing::warn!(pod, "CNI CHECK after restart: {e}");
+                }
+            }
         }
     }
 
