@@ -23,6 +23,10 @@ pub struct Args {
     /// containerd binary for --target containerd [default: from PATH]
     #[arg(long)]
     containerd_bin: Option<PathBuf>,
+    /// Pod networking of the bundled targets: bridge (the runtime's own), cni (Debian's CNI
+    /// plugins, as containerd uses them) or none; the bench env records it
+    #[arg(long, value_parser = ["bridge", "cni", "none"], default_value = "bridge")]
+    bundled_network: String,
     /// Measured samples per metric (pods per pod metric, calls per RPC metric)
     #[arg(long, visible_alias = "pods", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     samples: u32,
@@ -64,7 +68,11 @@ pub struct Args {
 }
 
 fn spec(a: &Args, kind: TargetKind) -> Result<TargetSpec, String> {
-    super::run::spec_of(kind, a.endpoint.clone(), None, a.containerd_bin.clone())
+    let mut spec = super::run::spec_of(kind, a.endpoint.clone(), None, a.containerd_bin.clone())?;
+    if let TargetSpec::Bundled(b) = &mut spec {
+        b.network = a.bundled_network.clone();
+    }
+    Ok(spec)
 }
 
 fn request(a: &Args) -> Result<BenchRequest, String> {

@@ -224,6 +224,7 @@ impl Cni {
             "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={};K8S_POD_UID={}",
             pod.namespace, pod.name, pod.id, pod.uid
         );
+        let started = std::time::Instant::now();
         let mut child = Command::new(&bin)
             .env_clear()
             .env("CNI_COMMAND", command)
@@ -245,6 +246,14 @@ impl Cni {
         let out = child
             .wait_with_output()
             .map_err(|e| format!("waiting for CNI plugin {ty}: {e}"))?;
+        // What the plugins themselves cost, apart from the runtime around them (benchmarks).
+        tracing::debug!(
+            pod = pod.id,
+            command,
+            plugin = ty,
+            us = started.elapsed().as_micros() as u64,
+            "cni plugin ran"
+        );
         let stdout = &out.stdout[..out.stdout.len().min(MAX_RESULT)];
         if !out.status.success() {
             // The spec's error shape: {"code", "msg", "details"} on stdout.

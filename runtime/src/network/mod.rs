@@ -296,6 +296,7 @@ impl Network {
             result: serde_json::Value::Null,
         };
         let (cni, id) = (cni.clone(), pod.to_string());
+        let started = std::time::Instant::now();
         let ran = tokio::task::spawn_blocking(move || {
             let result = cni.add(&state.pod(&id));
             result.map(|r| CniPod { result: r, ..state })
@@ -303,6 +304,8 @@ impl Network {
         .await
         .unwrap_or_else(|e| Err(e.to_string()));
         let state = ran.map_err(|e| Status::internal(format!("pod network setup: {e}")))?;
+        let us = started.elapsed().as_micros() as u64;
+        tracing::debug!(pod, us, "cni ADD of the whole list");
         let (ip, extra_ips) = cni::addresses(&state.result);
         Ok(PodNet {
             ip,
