@@ -138,6 +138,10 @@ async fn pod_with_two_containers_survives_restart_and_leaves_nothing() {
     let logs = dir.path().join("logs");
     std::fs::create_dir_all(&logs).expect("logs");
 
+    let host_port = std::net::TcpListener::bind(("0.0.0.0", 0))
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
     let rt = Runtime::start(&root, &sock, &pause);
     let c = client(&sock).await;
     c.pull_image(cri::PullImageRequest {
@@ -158,6 +162,12 @@ async fn pod_with_two_containers_survives_restart_and_leaves_nothing() {
         }),
         hostname: "lifecycle".into(),
         log_directory: logs.display().to_string(),
+        port_mappings: vec![cri::PortMapping {
+            protocol: cri::Protocol::Tcp as i32,
+            container_port: 8080,
+            host_port: host_port.into(),
+            host_ip: String::new(),
+        }],
         ..Default::default()
     };
     let pod = c
@@ -246,10 +256,36 @@ async fn pod_with_two_containers_survives_restart_and_leaves_nothing() {
         "memory working set is zero"
     );
 
-    // Restart: the runtime comes back knowing both containers, still running.
+    let pod_ip = |c: CriClient, pod: String| async move {
+        c.pod_sandbox_status(cri::PodSandboxStatusRequest {
+            pod_sandbox_id: pod,
+            verbose: false,
+        })
+        .await
+        .expect("pod status")
+        .status
+        .and_then(|s| s.network)
+        .map(|n| n.ip)
+        .unwrap_or_default()
+    };
+    let ip_before = pod_ip(c.clone(), pod.clone()).await;
+    assert!(ip_before.starts_with("10.99."), "pod IP {ip_before:?}");
+
+    // Restart: the runtime comes back knowing both containers, still running, and the pod
+    // keeps its address, its lease and its host port.
     rt.stop();
     let rt = Runtime::start(&root, &sock, &pause);
     let c = client(&sock).await;
+    assert_eq!(pod_ip(c.clone(), pod.clone()).await, ip_before);
+    assert_eq!(
+        leases_of(&root),
+        vec![ip_before.clone()],
+        "leases after restart"
+    );
+    assert!(
+        std::net::TcpListener::bind(("0.0.0.0", host_port)).is_err(),
+        "host port {host_port} is not held again after the restart"
+    );
     let listed = c
         .list_containers(cri::ListContainersRequest::default())
         .await
@@ -304,6 +340,10 @@ async fn pod_with_two_containers_survives_restart_and_leaves_nothing() {
             .containers
             .is_empty()
     );
+
+    assert!(leases_of(&root).is_empty(), "leases left");
+    std::net::TcpListener::bind(("0.0.0.0", host_port))
+        .unwrap_or_else(|e| panic!("host port {host_port} still held: {e}"));
 
     // Nothing left: no shim or container process, no mount, no pod cgroup, no state dir.
     let start = Instant::now();
