@@ -645,3 +645,107 @@ async fn a_failed_cni_add_is_undone_with_del() {
         .args(["link", "del", "ckcnifail0"])
         .status();
 }
+
+/// UpdateRuntimeConfig's pod CIDR reaches CNI plugins that take `ipRanges` (Debian's
+/// host-local does): the next pod's address comes from it, and Status shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_runtime_config_pod_cidr_reaches_cni() {
+    let fixtures = cricket_harness::session::start_fixtures(None)
+        .await
+        .expect("fixtures");
+    let pause = fixtures.catalog.get("pause").expect("pause").to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (root, sock, conf) = (
+        dir.path().join("root"),
+        dir.path().join("cri.sock"),
+        dir.path().join("cni"),
+    );
+    std::fs::create_dir_all(&conf).expect("cni dir");
+    let list = serde_json::json!({
+        "cniVersion": "1.0.0",
+        "name": "ranged",
+        "plugins": [{
+            "type": "bridge",
+            "bridge": "ckcnirange0",
+            "isGateway": true,
+            "capabilities": { "ipRanges": true },
+            "ipam": {
+                // No ranges of its own: host-local adds the runtime's `ipRanges` to any it
+                // has (one address per range set), so the node's CIDR is the only source.
+                "type": "host-local",
+                "dataDir": dir.path().join("ipam").display().to_string(),
+            }
+        }]
+    });
+    std::fs::write(conf.join("10-ranged.conflist"), list.to_string()).expect("conflist");
+    let conf_arg = conf.display().to_string();
+    let rt = Runtime::start_with(
+        &root,
+        &sock,
+        &pause,
+        &["--network", "cni", "--cni-conf-dir", &conf_arg],
+    );
+    let c = client(&sock).await;
+    let run = |c: CriClient, name: &'static str| async move {
+        let pod = c
+            .run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(cri::PodSandboxConfig {
+                    metadata: Some(cri::PodSandboxMetadata {
+                        name: name.into(),
+                        uid: format!("uid-{name}"),
+                        namespace: "cricket".into(),
+                        attempt: 0,
+                    }),
+                    hostname: name.into(),
+                    ..Default::default()
+                }),
+                runtime_handler: String::new(),
+            })
+            .await
+            .expect("run pod")
+            .pod_sandbox_id;
+        let ip = c
+            .pod_sandbox_status(cri::PodSandboxStatusRequest {
+                pod_sandbox_id: pod.clone(),
+                verbose: false,
+            })
+            .await
+            .expect("status")
+            .status
+            .and_then(|s| s.network)
+            .map(|n| n.ip)
+            .unwrap_or_default();
+        (pod, ip)
+    };
+    c.update_runtime_config(cri::UpdateRuntimeConfigRequest {
+        runtime_config: Some(cri::RuntimeConfig {
+            network_config: Some(cri::NetworkConfig {
+                pod_cidr: "10.97.2.0/24".into(),
+            }),
+        }),
+    })
+    .await
+    .expect("update runtime config");
+    let (pod, ip) = run(c.clone(), "after").await;
+    assert!(
+        ip.starts_with("10.97.2."),
+        "UpdateRuntimeConfig said 10.97.2.0/24: {ip:?}"
+    );
+    let info = c
+        .status(cri::StatusRequest { verbose: true })
+        .await
+        .expect("status")
+        .info;
+    let config: serde_json::Value =
+        serde_json::from_str(info.get("config").expect("config info")).expect("JSON");
+    assert_eq!(config["podCIDR"], "10.97.2.0/24");
+    c.remove_pod_sandbox(cri::RemovePodSandboxRequest {
+        pod_sandbox_id: pod,
+    })
+    .await
+    .expect("remove pod");
+    rt.stop();
+    let _ = Command::new("ip")
+        .args(["link", "del", "ckcnirange0"])
+        .status();
+}

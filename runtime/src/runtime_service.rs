@@ -159,6 +159,8 @@ impl RuntimeService for Runtime {
                 "criApi": cricket_proto::CRI_API_TAG,
                 "pauseImage": self.config.pause_image,
                 "cgroups": self.engine.cgroups.name(),
+                "network": self.engine.network.describe(),
+                "podCIDR": self.engine.network.pod_cidr(),
             });
             info.insert("config".to_string(), config.to_string());
             if self.fault(Fault::StatusInfoNotJson) {
@@ -640,8 +642,8 @@ impl RuntimeService for Runtime {
         &self,
         request: Request<cri::UpdateRuntimeConfigRequest>,
     ) -> Result<Response<cri::UpdateRuntimeConfigResponse>, Status> {
-        // The only runtime config CRI carries is the pod CIDR for network plugins. Without CNI
-        // there is nothing to apply, but a malformed CIDR is still refused.
+        // The only runtime config CRI carries is the pod CIDR for network plugins: CNI
+        // plugins that take `ipRanges` get it; a malformed CIDR is refused.
         let cidr = request
             .into_inner()
             .runtime_config
@@ -652,6 +654,9 @@ impl RuntimeService for Runtime {
             return Err(Status::invalid_argument(format!(
                 "pod_cidr {cidr:?} is not an IPv4 or IPv6 CIDR"
             )));
+        }
+        if !cidr.is_empty() {
+            self.engine.network.set_pod_cidr(&cidr);
         }
         Ok(Response::new(cri::UpdateRuntimeConfigResponse {}))
     }

@@ -38,6 +38,9 @@ pub struct Pod<'a> {
     pub name: &'a str,
     pub uid: &'a str,
     pub ports: &'a [HostPort],
+    /// The node's pod range from UpdateRuntimeConfig, for plugins with the `ipRanges`
+    /// capability (host-local takes its range from it).
+    pub pod_cidr: Option<&'a str>,
 }
 
 /// Most bytes read from a plugin's stdout: results are a few hundred bytes.
@@ -196,12 +199,16 @@ impl Cni {
         if let Some(prev) = prev {
             conf.insert("prevResult".into(), prev.clone());
         }
-        let wants_ports = plugin
-            .get("capabilities")
-            .and_then(|c| c.get("portMappings"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        if wants_ports {
+        // The CNI conventions' capability args: only what the plugin declares it takes.
+        let wants = |cap: &str| {
+            plugin
+                .get("capabilities")
+                .and_then(|c| c.get(cap))
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        };
+        let mut runtime_config = Map::new();
+        if wants("portMappings") {
             let ports: Vec<Value> = pod
                 .ports
                 .iter()
@@ -217,7 +224,13 @@ impl Cni {
                     m
                 })
                 .collect();
-            conf.insert("runtimeConfig".into(), json!({ "portMappings": ports }));
+            runtime_config.insert("portMappings".into(), json!(ports));
+        }
+        if let (true, Some(cidr)) = (wants("ipRanges"), pod.pod_cidr) {
+            runtime_config.insert("ipRanges".into(), json!([[{ "subnet": cidr }]]));
+        }
+        if !runtime_config.is_empty() {
+            conf.insert("runtimeConfig".into(), Value::Object(runtime_config));
         }
         let stdin = serde_json::to_vec(&Value::Object(conf)).map_err(|e| e.to_string())?;
         let args = format!(

@@ -122,6 +122,9 @@ pub struct CniPod {
     pub name: String,
     pub uid: String,
     pub ports: Vec<HostPort>,
+    /// The pod range UpdateRuntimeConfig had set when ADD ran.
+    #[serde(default)]
+    pub pod_cidr: Option<String>,
     pub result: serde_json::Value,
 }
 
@@ -134,6 +137,7 @@ impl CniPod {
             name: &self.name,
             uid: &self.uid,
             ports: &self.ports,
+            pod_cidr: self.pod_cidr.as_deref(),
         }
     }
 }
@@ -142,6 +146,8 @@ pub struct Network {
     mode: Mode,
     ipam: Option<Ipam>,
     cni: Option<cni::Cni>,
+    /// The node's pod range, from UpdateRuntimeConfig (kubelet sends it once it knows it).
+    pod_cidr: std::sync::Mutex<Option<String>>,
     ports: HostPorts,
     faults: Faults,
 }
@@ -169,6 +175,7 @@ impl Network {
             mode,
             ipam,
             cni,
+            pod_cidr: std::sync::Mutex::new(None),
             ports: HostPorts::default(),
             faults,
         })
@@ -176,6 +183,20 @@ impl Network {
 
     pub fn mode(&self) -> &Mode {
         &self.mode
+    }
+
+    /// Records the node's pod range. CNI plugins with the `ipRanges` capability get it from
+    /// the next pod on; the built-in bridge keeps its `--pod-cidr` (re-addressing a bridge
+    /// under running pods would cut them off) and Status shows both.
+    pub fn set_pod_cidr(&self, cidr: &str) {
+        *self.pod_cidr.lock().unwrap_or_else(|e| e.into_inner()) = Some(cidr.to_string());
+    }
+
+    pub fn pod_cidr(&self) -> Option<String> {
+        self.pod_cidr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// One line for Status: the mode, and for CNI the network list in use.
@@ -293,6 +314,7 @@ impl Network {
             name: meta.name,
             uid: meta.uid,
             ports,
+            pod_cidr: self.pod_cidr(),
             result: serde_json::Value::Null,
         };
         let (cni, id) = (cni.clone(), pod.to_string());
