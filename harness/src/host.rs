@@ -53,6 +53,22 @@ fn read_trim(path: &str) -> Option<String> {
 }
 
 /// Reads the cgroup layout from `/proc/self/mountinfo` text.
+/// Whether a cgroup hierarchy is mounted with `favordynmods`. The kernel's lock for moving
+/// tasks between cgroups is global; without that option every attach (each container start,
+/// any runtime) waits out an RCU grace period, ~10 ms on this kind of machine, so pod
+/// startup figures of hosts that differ here are not comparable.
+pub fn cgroup_favordynmods_from(mountinfo: &str) -> bool {
+    mountinfo.lines().any(|line| {
+        let Some((_, after)) = line.split_once(" - ") else {
+            return false;
+        };
+        let mut f = after.split_whitespace();
+        let fstype = f.next().unwrap_or_default();
+        let superopts = f.nth(1).unwrap_or_default();
+        fstype.starts_with("cgroup") && superopts.split(',').any(|o| o == "favordynmods")
+    })
+}
+
 pub fn cgroup_mode_from(mountinfo: &str) -> CgroupMode {
     let mut v1 = false;
     let mut v2_root = false;
@@ -116,6 +132,15 @@ pub fn unmet(need: Need, host: &HostInfo) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn favordynmods_is_read_from_super_options() {
+        let on = "26 25 0:24 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,favordynmods\n";
+        assert!(cgroup_favordynmods_from(&format!("{HYBRID}{on}")));
+        assert!(!cgroup_favordynmods_from(HYBRID));
+        let not_cgroup = "30 1 0:30 / /favordynmods rw - tmpfs favordynmods rw,favordynmods\n";
+        assert!(!cgroup_favordynmods_from(not_cgroup));
+    }
 
     const HYBRID: &str = "\
 25 1 0:23 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755

@@ -183,6 +183,7 @@ pub(crate) mod tests {
                 runtime_version: "0.1.0".into(),
                 runtime_api_version: "v1".into(),
                 network: "none".into(),
+                cgroup_favordynmods: false,
             },
             metrics: ["pod_startup_1c", "RunPodSandbox"]
                 .map(|n| Metric {

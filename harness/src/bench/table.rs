@@ -32,7 +32,7 @@ pub fn render(results: &[TargetBench]) -> String {
         let e = &t.env;
         let _ = writeln!(
             out,
-            "{} — {} {} (CRI {}), network: {}; kernel {}, cgroup {:?}, {} CPUs",
+            "{} — {} {} (CRI {}), network: {}; kernel {}, cgroup {:?}{}, {} CPUs",
             t.target,
             e.runtime_name,
             e.runtime_version,
@@ -40,6 +40,11 @@ pub fn render(results: &[TargetBench]) -> String {
             e.network,
             e.kernel,
             e.cgroup,
+            if e.cgroup_favordynmods {
+                " (favordynmods)"
+            } else {
+                ""
+            },
             e.cpus
         );
         let _ = writeln!(
