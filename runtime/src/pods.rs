@@ -16,6 +16,20 @@ use crate::tables::Pod;
 use crate::views::{NODE, ns_mode};
 
 impl Engine {
+    /// Removes a pod's cgroups: the pause process's and, when cricket made it (no
+    /// `cgroup_parent` given), the pod's own. Also on every RunPodSandbox failure after the
+    /// cgroup was made, so a refused pod leaves no empty `cricket/pod-*` behind.
+    fn remove_pod_cgroups(&self, pod_cg: &str) {
+        if let Ok(cg) = self.cgroups.create(&format!("{pod_cg}/pause")) {
+            cg.remove();
+        }
+        if pod_cg.starts_with("cricket/")
+            && let Ok(cg) = self.cgroups.create(pod_cg)
+        {
+            cg.remove();
+        }
+    }
+
     /// The pause image's rootfs and command, pulled if needed; `None` without a pause image
     /// (the sandbox then holds its namespaces with a pause process built into cricket).
     async fn pause_rootfs(&self) -> Result<Option<(PathBuf, Vec<String>)>, Status> {
@@ -163,7 +177,7 @@ impl Engine {
         let (child, mut out, pause_pid) = match spawned {
             Ok(s) => s,
             Err(e) => {
-                cg.remove();
+                self.remove_pod_cgroups(&pod_cg);
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(e);
             }
@@ -183,7 +197,7 @@ impl Engine {
             if crate::sys::alive(pause_pid) {
                 crate::sys::kill_pid(pause_pid);
             }
-            cg.remove();
+            self.remove_pod_cgroups(&pod_cg);
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }
@@ -196,7 +210,7 @@ impl Engine {
             Err(e) => {
                 crate::sys::kill_pid(pause_pid);
                 cg.kill_all();
-                cg.remove();
+                self.remove_pod_cgroups(&pod_cg);
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(e);
             }
@@ -300,14 +314,7 @@ impl Engine {
         let Some(pod) = self.tables().pods.remove(id) else {
             return Ok(());
         };
-        if let Ok(cg) = self.cgroups.create(&format!("{}/pause", pod.rec.cgroup)) {
-            cg.remove();
-        }
-        if pod.rec.cgroup.starts_with("cricket/")
-            && let Ok(cg) = self.cgroups.create(&pod.rec.cgroup)
-        {
-            cg.remove();
-        }
+        self.remove_pod_cgroups(&pod.rec.cgroup);
         std::fs::remove_dir_all(&pod.dir).map_err(internal("removing the pod directory"))?;
         self.forget_lock(id);
         Ok(())
