@@ -256,19 +256,7 @@ async fn pod_with_two_containers_survives_restart_and_leaves_nothing() {
         "memory working set is zero"
     );
 
-    let pod_ip = |c: CriClient, pod: String| async move {
-        c.pod_sandbox_status(cri::PodSandboxStatusRequest {
-            pod_sandbox_id: pod,
-            verbose: false,
-        })
-        .await
-        .expect("pod status")
-        .status
-        .and_then(|s| s.network)
-        .map(|n| n.ip)
-        .unwrap_or_default()
-    };
-    let ip_before = pod_ip(c.clone(), pod.clone()).await;
+    let ip_before = pod_ip(&c, &pod).await;
     assert!(ip_before.starts_with("10.99."), "pod IP {ip_before:?}");
 
     // Restart: the runtime comes back knowing both containers, still running, and the pod
@@ -276,7 +264,7 @@ async fn pod_with_two_containers_survives_restart_and_leaves_nothing() {
     rt.stop();
     let rt = Runtime::start(&root, &sock, &pause);
     let c = client(&sock).await;
-    assert_eq!(pod_ip(c.clone(), pod.clone()).await, ip_before);
+    assert_eq!(pod_ip(&c, &pod).await, ip_before);
     assert_eq!(
         leases_of(&root),
         vec![ip_before.clone()],
@@ -381,6 +369,20 @@ async fn pod_with_two_containers_survives_restart_and_leaves_nothing() {
     rt.stop();
 }
 
+/// The pod's IP as PodSandboxStatus reports it ("" when it has none).
+async fn pod_ip(c: &CriClient, pod: &str) -> String {
+    c.pod_sandbox_status(cri::PodSandboxStatusRequest {
+        pod_sandbox_id: pod.to_string(),
+        verbose: false,
+    })
+    .await
+    .expect("pod status")
+    .status
+    .and_then(|s| s.network)
+    .map(|n| n.ip)
+    .unwrap_or_default()
+}
+
 /// The address leases `root`'s runtime holds on the default bridge.
 fn leases_of(root: &Path) -> Vec<String> {
     let dir = Path::new("/run/cricket/net/cricket0");
@@ -467,17 +469,7 @@ async fn a_hundred_networked_pods_leave_nothing_in_either_mode() {
                 .await
                 .expect("run pod")
                 .pod_sandbox_id;
-            let ip = c
-                .pod_sandbox_status(cri::PodSandboxStatusRequest {
-                    pod_sandbox_id: pod.clone(),
-                    verbose: false,
-                })
-                .await
-                .expect("status")
-                .status
-                .and_then(|s| s.network)
-                .map(|n| n.ip)
-                .unwrap_or_default();
+            let ip = pod_ip(&c, &pod).await;
             pods.push(pod.clone());
             if mode == "cni" {
                 assert!(ip.starts_with("10.98."), "pod {i} has IP {ip:?}");
@@ -704,17 +696,7 @@ async fn update_runtime_config_pod_cidr_reaches_cni() {
             .await
             .expect("run pod")
             .pod_sandbox_id;
-        let ip = c
-            .pod_sandbox_status(cri::PodSandboxStatusRequest {
-                pod_sandbox_id: pod.clone(),
-                verbose: false,
-            })
-            .await
-            .expect("status")
-            .status
-            .and_then(|s| s.network)
-            .map(|n| n.ip)
-            .unwrap_or_default();
+        let ip = pod_ip(&c, &pod).await;
         (pod, ip)
     };
     c.update_runtime_config(cri::UpdateRuntimeConfigRequest {
